@@ -1,0 +1,1 @@
+"""MicroLearn Python SDK (placeholder until the client lands)."""

@@ -1,0 +1,1 @@
+"""MicroLearn server side: configuration, ML core, storage adapters, services, bootstrap."""
