@@ -1,1 +1,128 @@
-def main(): print("cli")
+"""The `microlearn` command: platform commands (up, serve, worker) plus the client commands.
+
+Heavy modules are imported inside commands so `microlearn --help` and the client commands start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help="MicroLearn: upload a dataset; find, track, deploy and monitor the best model.\n\n"
+         "Start the platform with `microlearn up`, then use the client commands (e.g. `microlearn datasets`). "
+         "Clients read MICROLEARN_ADDRESS (default 127.0.0.1:50051) and MICROLEARN_TOKEN.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def up(
+    data_dir: Path = typer.Option(Path(".microlearn"), "--data-dir", envvar="MICROLEARN_DATA_DIR",
+                                  help="Where the embedded PostgreSQL/Redis data, artifacts and logs live."),
+    grpc_port: int = typer.Option(50051, "--grpc-port", help="gRPC port; 0 picks a free one."),
+    http_port: int = typer.Option(8080, "--http-port", help="REST gateway port (used once the gateway lands); 0 picks a free one."),
+    host: str = typer.Option("127.0.0.1", "--host", envvar="MICROLEARN_GRPC_HOST", help="Address to bind."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Number of worker processes."),
+    insecure_local: bool = typer.Option(False, "--insecure-local",
+                                        help="Serve without a token (only allowed on a loopback address)."),
+) -> None:
+    """Start the whole platform: embedded PostgreSQL + Redis (unless MICROLEARN_DATABASE_URL /
+    MICROLEARN_REDIS_URL point elsewhere), the gRPC services and the workers.
+
+    Prints `grpc: HOST:PORT`, `token: TOKEN` and `ready`; Ctrl-C stops everything cleanly. A second
+    `up` with the same --data-dir finds the data (and token) of the first.
+
+    Example: microlearn up --data-dir ~/.microlearn --grpc-port 0
+    """
+    from microlearn_grpc.config import ConfigError
+    from microlearn_grpc.launcher import LaunchError, run_up
+
+    try:
+        code = run_up(data_dir=data_dir, grpc_port=grpc_port, http_port=http_port, host=host, workers=workers,
+                      insecure_local=insecure_local)
+    except (ConfigError, LaunchError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    service: Optional[list[str]] = typer.Option(None, "--service", "-s",
+                                                help="Service to host (repeatable): dataset, selector, trainer, hpo, deploy. Default: all."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default MICROLEARN_GRPC_HOST or 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default MICROLEARN_GRPC_PORT or 50051)."),
+    insecure_local: bool = typer.Option(False, "--insecure-local", help="Serve without a token (loopback only)."),
+) -> None:
+    """Run gRPC services in this process against the configured PostgreSQL/Redis/artifact store.
+
+    Needs MICROLEARN_DATABASE_URL, MICROLEARN_REDIS_URL and MICROLEARN_TOKEN (or --insecure-local).
+
+    Example: microlearn serve --service dataset --service trainer --port 50052
+    """
+    import asyncio
+    import logging
+
+    from microlearn_grpc.config import ConfigError, load_settings
+    from microlearn_grpc.server import SERVICES, serve as run_serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    bad = [s for s in service or [] if s not in SERVICES]
+    if bad:
+        _fail(f"unknown service {', '.join(bad)}; choose from {', '.join(SERVICES)}")
+    try:
+        settings = load_settings(grpc_host=host, grpc_port=port, insecure_local=insecure_local or None)
+        asyncio.run(run_serve(settings, service or None))
+    except (ConfigError, OSError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def worker(
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Jobs run at once (default MICROLEARN_WORKER_CONCURRENCY or 2)."),
+    burst: bool = typer.Option(False, "--burst", help="Exit when the queue is empty (for scripts and tests)."),
+) -> None:
+    """Run an arq worker that executes jobs from the queue (training, trials, batch predictions).
+
+    Start as many as you like, on any host that reaches PostgreSQL, Redis and the artifact store.
+
+    Example: MICROLEARN_DATABASE_URL=... MICROLEARN_REDIS_URL=... microlearn worker --concurrency 4
+    """
+    import logging
+
+    from arq.worker import run_worker
+
+    from microlearn_grpc.config import ConfigError, load_settings
+    from workers.settings import WorkerSettings, redis_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(worker_concurrency=concurrency)
+        settings.require_backends()
+    except ConfigError as exc:
+        _fail(str(exc))
+    run_worker(WorkerSettings, redis_settings=redis_settings(settings.redis_url), max_jobs=settings.worker_concurrency,
+               burst=burst)
+
+
+def _mount_client_commands() -> None:
+    from microlearn.cli import datasets_app
+
+    app.add_typer(datasets_app, name="datasets", help="Upload, inspect, clean and delete datasets.")
+
+
+def main() -> None:
+    _mount_client_commands()
+    app(prog_name="microlearn")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,54 @@
-"""MicroLearn Python SDK (placeholder until the client lands)."""
+"""MicroLearn Python SDK: sync and async clients over the generated gRPC stubs, with typed errors.
+
+    import microlearn
+
+    with microlearn.Client() as ml:           # $MICROLEARN_ADDRESS / $MICROLEARN_TOKEN
+        ds = ml.upload_dataset("iris.csv").dataset
+        print(ml.sample_dataset(ds.name, 5))
+
+Modules starting with `_` are private; everything public is re-exported here. The generated
+messages and stubs live in `microlearn.v1`.
+"""
+
+from microlearn._aio import AsyncClient
+from microlearn._client import Client, UploadResult
+from microlearn._errors import (
+    AlreadyExists,
+    Cancelled,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    MicroLearnError,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
+
+__all__ = [
+    "AlreadyExists",
+    "AsyncClient",
+    "Cancelled",
+    "Client",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "MicroLearnError",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "UploadResult",
+]
+
+# Present the public names as living here (as httpx does), so reprs and tracebacks show
+# `microlearn.NotFound` rather than a private module path.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

@@ -53,6 +53,21 @@ class LogLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOG_LEVEL_INFO: _ClassVar[LogLevel]
     LOG_LEVEL_WARNING: _ClassVar[LogLevel]
     LOG_LEVEL_ERROR: _ClassVar[LogLevel]
+
+class OptimizationDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPTIMIZATION_DIRECTION_UNSPECIFIED: _ClassVar[OptimizationDirection]
+    OPTIMIZATION_DIRECTION_MINIMIZE: _ClassVar[OptimizationDirection]
+    OPTIMIZATION_DIRECTION_MAXIMIZE: _ClassVar[OptimizationDirection]
+
+class ModelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_FORMAT_UNSPECIFIED: _ClassVar[ModelFormat]
+    MODEL_FORMAT_XGBOOST: _ClassVar[ModelFormat]
+    MODEL_FORMAT_LIGHTGBM: _ClassVar[ModelFormat]
+    MODEL_FORMAT_TORCH_STATE_DICT: _ClassVar[ModelFormat]
+    MODEL_FORMAT_SKLEARN_PIPELINE: _ClassVar[ModelFormat]
+    MODEL_FORMAT_ENSEMBLE: _ClassVar[ModelFormat]
 TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_BINARY_CLASSIFICATION: TaskType
 TASK_TYPE_MULTICLASS_CLASSIFICATION: TaskType
@@ -81,6 +96,15 @@ LOG_LEVEL_DEBUG: LogLevel
 LOG_LEVEL_INFO: LogLevel
 LOG_LEVEL_WARNING: LogLevel
 LOG_LEVEL_ERROR: LogLevel
+OPTIMIZATION_DIRECTION_UNSPECIFIED: OptimizationDirection
+OPTIMIZATION_DIRECTION_MINIMIZE: OptimizationDirection
+OPTIMIZATION_DIRECTION_MAXIMIZE: OptimizationDirection
+MODEL_FORMAT_UNSPECIFIED: ModelFormat
+MODEL_FORMAT_XGBOOST: ModelFormat
+MODEL_FORMAT_LIGHTGBM: ModelFormat
+MODEL_FORMAT_TORCH_STATE_DICT: ModelFormat
+MODEL_FORMAT_SKLEARN_PIPELINE: ModelFormat
+MODEL_FORMAT_ENSEMBLE: ModelFormat
 
 class Job(_message.Message):
     __slots__ = ("name", "job_id", "kind", "state", "progress", "error", "attempt", "max_attempts", "worker_id", "device", "create_time", "start_time", "end_time", "heartbeat_time", "metrics", "outputs", "mlflow_run_id", "labels")
@@ -244,3 +268,121 @@ class BoolList(_message.Message):
     VALUES_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[bool]
     def __init__(self, values: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class ValidationStrategy(_message.Message):
+    __slots__ = ("holdout", "k_fold", "validation_dataset", "stratify", "group_column", "time_column")
+    HOLDOUT_FIELD_NUMBER: _ClassVar[int]
+    K_FOLD_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_DATASET_FIELD_NUMBER: _ClassVar[int]
+    STRATIFY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TIME_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    holdout: HoldoutValidation
+    k_fold: KFoldValidation
+    validation_dataset: str
+    stratify: bool
+    group_column: str
+    time_column: str
+    def __init__(self, holdout: _Optional[_Union[HoldoutValidation, _Mapping]] = ..., k_fold: _Optional[_Union[KFoldValidation, _Mapping]] = ..., validation_dataset: _Optional[str] = ..., stratify: _Optional[bool] = ..., group_column: _Optional[str] = ..., time_column: _Optional[str] = ...) -> None: ...
+
+class HoldoutValidation(_message.Message):
+    __slots__ = ("fraction",)
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    fraction: float
+    def __init__(self, fraction: _Optional[float] = ...) -> None: ...
+
+class KFoldValidation(_message.Message):
+    __slots__ = ("folds",)
+    FOLDS_FIELD_NUMBER: _ClassVar[int]
+    folds: int
+    def __init__(self, folds: _Optional[int] = ...) -> None: ...
+
+class EarlyStopping(_message.Message):
+    __slots__ = ("enabled", "patience", "min_delta")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_DELTA_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    patience: int
+    min_delta: float
+    def __init__(self, enabled: _Optional[bool] = ..., patience: _Optional[int] = ..., min_delta: _Optional[float] = ...) -> None: ...
+
+class SearchSpace(_message.Message):
+    __slots__ = ("parameters",)
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    parameters: _containers.RepeatedCompositeFieldContainer[ParameterSpec]
+    def __init__(self, parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ...) -> None: ...
+
+class ParameterSpec(_message.Message):
+    __slots__ = ("name", "int_distribution", "float_distribution", "categorical_distribution", "default_value", "description", "condition")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INT_DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    CATEGORICAL_DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    int_distribution: IntDistribution
+    float_distribution: FloatDistribution
+    categorical_distribution: CategoricalDistribution
+    default_value: _struct_pb2.Value
+    description: str
+    condition: ParameterCondition
+    def __init__(self, name: _Optional[str] = ..., int_distribution: _Optional[_Union[IntDistribution, _Mapping]] = ..., float_distribution: _Optional[_Union[FloatDistribution, _Mapping]] = ..., categorical_distribution: _Optional[_Union[CategoricalDistribution, _Mapping]] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., description: _Optional[str] = ..., condition: _Optional[_Union[ParameterCondition, _Mapping]] = ...) -> None: ...
+
+class IntDistribution(_message.Message):
+    __slots__ = ("low", "high", "step", "log")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    low: int
+    high: int
+    step: int
+    log: bool
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., step: _Optional[int] = ..., log: _Optional[bool] = ...) -> None: ...
+
+class FloatDistribution(_message.Message):
+    __slots__ = ("low", "high", "step", "log")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    step: float
+    log: bool
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ..., step: _Optional[float] = ..., log: _Optional[bool] = ...) -> None: ...
+
+class CategoricalDistribution(_message.Message):
+    __slots__ = ("choices",)
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    choices: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    def __init__(self, choices: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ...) -> None: ...
+
+class ParameterCondition(_message.Message):
+    __slots__ = ("parameter", "values")
+    PARAMETER_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    parameter: str
+    values: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    def __init__(self, parameter: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ...) -> None: ...
+
+class FeatureSchema(_message.Message):
+    __slots__ = ("columns",)
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    columns: _containers.RepeatedCompositeFieldContainer[FeatureColumn]
+    def __init__(self, columns: _Optional[_Iterable[_Union[FeatureColumn, _Mapping]]] = ...) -> None: ...
+
+class FeatureColumn(_message.Message):
+    __slots__ = ("name", "type", "physical_type", "categories")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: ColumnType
+    physical_type: str
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., physical_type: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,442 @@
+"""The `microlearn datasets ...` commands: a Typer app over the SDK, mounted by the main CLI.
+
+Human-readable tables by default, `--json` for scripts (resources spelled as the API returns
+them). Failed calls print `error: CODE: details` on stderr and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from microlearn import _convert
+from microlearn._client import Client
+from microlearn._config import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
+from microlearn._errors import MicroLearnError, Unauthenticated, Unavailable
+from microlearn.v1 import dataset_pb2
+
+__all__ = ["datasets_app"]
+
+datasets_app = typer.Typer(
+    help="Upload, inspect, sample, prepare and delete datasets.",
+    no_args_is_help=True,
+)
+
+# Typer needs Optional[...] spelled out on some supported versions, hence no `str | None` here.
+AddressOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--address",
+        envvar=ADDRESS_ENV,
+        show_envvar=True,
+        show_default=False,
+        help=f"MicroLearn server address, host:port (default {DEFAULT_ADDRESS}).",
+    ),
+]
+TokenOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--token",
+        envvar=TOKEN_ENV,
+        show_envvar=True,
+        show_default=False,
+        help="Bearer token, when the server requires one.",
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print JSON: the resource as the API returns it."),
+]
+
+
+class DataFormatChoice(str, enum.Enum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+_CONNECT_FAILURES = ("failed to connect", "connection refused", "dns resolution failed", "connect failed")
+_MAX_CELL = 40
+
+
+# --- plumbing -------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _connect(address: str | None, token: str | None) -> Iterator[Client]:
+    """A client for one command; turns SDK errors into `error: ...` on stderr and exit 1."""
+    client = Client(address, token)
+    try:
+        yield client
+    except Unavailable as err:
+        if any(marker in err.details.lower() for marker in _CONNECT_FAILURES):
+            raise _fail(
+                f"cannot reach MicroLearn at {client.address}: is `microlearn up` running?\n"
+                f"  ({err})"
+            ) from None
+        raise _fail(str(err)) from None
+    except Unauthenticated as err:
+        raise _fail(f"{err}\n  (pass --token or set {TOKEN_ENV})") from None
+    except MicroLearnError as err:
+        raise _fail(str(err)) from None
+    finally:
+        client.close()
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _stdin_is_interactive() -> bool:
+    # A function (not an inline check) so tests can stand in for a terminal.
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
+def _ref(ds: dataset_pb2.Dataset) -> str:
+    return f"{ds.display_name}@{ds.version}"
+
+
+def _size(num_bytes: int) -> str:
+    size = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _time(ds: dataset_pb2.Dataset) -> str:
+    if not ds.HasField("create_time"):
+        return ""
+    when = ds.create_time.ToDatetime(tzinfo=dt.timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _shape(ds: dataset_pb2.Dataset) -> str:
+    return f"{ds.row_count:,} rows × {ds.column_count} columns"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)  # JSON carries every number as a float; 3.0 in an int column reads as 3
+    elif isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
+
+
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = (), upper: bool = True
+) -> None:
+    """Prints an aligned plain-text table; columns listed in `right` are right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if i in right else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths))
+        ]
+        return "  ".join(parts).rstrip()
+
+    typer.echo(line([h.upper() if upper else h for h in headers]))
+    for row in cells:
+        typer.echo(line(row))
+
+
+def _summary(ds: dataset_pb2.Dataset) -> str:
+    return f"{ds.name}  {_ref(ds)}  {_shape(ds)}"
+
+
+def _parse_hints(hints: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for hint in hints:
+        column, sep, type_name = hint.rpartition("=")
+        if not sep or not column:
+            raise typer.BadParameter(f"{hint!r} is not COLUMN=TYPE", param_hint="--hint")
+        if type_name.lower() not in _convert.COLUMN_TYPES:
+            raise typer.BadParameter(
+                f"unknown type {type_name!r} in {hint!r}; "
+                f"expected one of {', '.join(_convert.COLUMN_TYPES)}",
+                param_hint="--hint",
+            )
+        parsed[column] = type_name.lower()
+    return parsed
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@datasets_app.command("upload")
+def upload(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="CSV, Parquet or JSON-lines file (.gz/.zip ok)."
+        ),
+    ],
+    name: Annotated[
+        Optional[str], typer.Option("--name", help="Dataset name (default: the file name without extensions).")
+    ] = None,
+    format: Annotated[
+        Optional[DataFormatChoice],
+        typer.Option("--format", help="File format (default: detected from the content)."),
+    ] = None,
+    hint: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--hint",
+            metavar="COL=TYPE",
+            help="Column type hint, repeatable. TYPE: numeric, categorical, boolean, datetime, text, id.",
+        ),
+    ] = None,
+    description: Annotated[str, typer.Option("--description", help="Free-text description.")] = "",
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Upload a table as a new version of a dataset.
+
+    Uploading the same bytes as the latest version stores nothing and returns that version.
+
+    Example: microlearn datasets upload churn.csv --name churn --hint zip=categorical
+    """
+    hints = _parse_hints(hint or [])
+    with _connect(address, token) as client:
+        result = client.upload_dataset(
+            file,
+            name=name,
+            format=format.value if format else None,
+            column_hints=hints,
+            description=description,
+            progress=_stderr_is_terminal(),
+        )
+    if json_output:
+        _print_json({"dataset": _convert.to_dict(result.dataset), "deduplicated": result.deduplicated})
+        return
+    line = _summary(result.dataset)
+    if result.deduplicated:
+        line += f"  (identical to version {result.dataset.version}, nothing new stored)"
+    typer.echo(line)
+
+
+@datasets_app.command("list")
+def list_(
+    prefix: Annotated[str, typer.Option("--prefix", help="Only names starting with this.")] = "",
+    latest: Annotated[bool, typer.Option("--latest", help="Only the latest version of each name.")] = False,
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List dataset versions, newest first.
+
+    Example: microlearn datasets list --prefix churn --latest
+    """
+    with _connect(address, token) as client:
+        datasets = list(client.list_datasets(prefix=prefix, latest_only=latest, page_size=200))
+    if json_output:
+        _print_json([_convert.to_dict(ds) for ds in datasets])
+        return
+    if not datasets:
+        typer.echo("no datasets")
+        return
+    _table(
+        ["name@version", "id", "rows", "columns", "size", "created"],
+        [
+            [_ref(ds), ds.id, f"{ds.row_count:,}", ds.column_count, _size(ds.size_bytes), _time(ds)]
+            for ds in datasets
+        ],
+        right=(2, 3, 4),
+    )
+
+
+def _column_summary(column: dataset_pb2.ColumnProfile) -> str:
+    label = _convert.column_type_label(column.type)
+    if column.HasField("numeric") and label == "numeric":
+        return f"mean {column.numeric.mean:.6g}"
+    if column.min_datetime or column.max_datetime:
+        return f"{column.min_datetime} .. {column.max_datetime}"
+    if column.top_values:
+        top = column.top_values[0]
+        return f"top {top.value} ({top.count:,})"
+    return ""
+
+
+def _print_dataset(ds: dataset_pb2.Dataset) -> None:
+    fields: list[tuple[str, str]] = [
+        ("dataset", f"{ds.name}  {_ref(ds)}"),
+        ("shape", _shape(ds)),
+        ("stored", f"{_size(ds.size_bytes)} parquet" + (f", sha256 {ds.sha256[:16]}..." if ds.sha256 else "")),
+        ("source", f"{_convert.format_label(ds.source_format)}, {_size(ds.source_size_bytes)}"),
+        ("created", _time(ds)),
+    ]
+    if ds.profile.duplicate_row_count:
+        fields.append(("duplicates", f"{ds.profile.duplicate_row_count:,} rows"))
+    if ds.parent:
+        fields.append(("parent", f"{ds.parent} (prepared with a recipe)"))
+    if ds.description:
+        fields.append(("description", ds.description))
+    if ds.labels:
+        fields.append(("labels", ", ".join(f"{k}={v}" for k, v in sorted(ds.labels.items()))))
+    width = max(len(key) for key, _ in fields)
+    for key, value in fields:
+        typer.echo(f"{key.ljust(width)}  {value}")
+
+    if ds.profile.columns:
+        typer.echo("")
+        _table(
+            ["column", "type", "missing", "distinct", "mean / top"],
+            [
+                [
+                    c.name,
+                    _convert.column_type_label(c.type) + (" (hint)" if c.hinted else ""),
+                    f"{c.missing_count:,}",
+                    f"{c.distinct_count:,}" + ("" if c.distinct_count_exact else "+"),
+                    _column_summary(c),
+                ]
+                for c in ds.profile.columns
+            ],
+            right=(2, 3),
+        )
+    suggestions = ds.profile.target_suggestions
+    typer.echo("")
+    if not suggestions:
+        typer.echo("no target suggestions")
+        return
+    typer.echo("target suggestions:")
+    for s in suggestions:
+        typer.echo(f"  {s.column}  {_convert.task_label(s.task)}  {s.score:.2f}  {s.reason}".rstrip())
+
+
+@datasets_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="datasets/ID, ID, NAME (latest) or NAME@VERSION.")],
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show one dataset version: its details, a per-column profile and target suggestions.
+
+    Example: microlearn datasets show churn@2
+    """
+    with _connect(address, token) as client:
+        ds = client.get_dataset(ref)
+    if json_output:
+        _print_json(_convert.to_dict(ds))
+        return
+    _print_dataset(ds)
+
+
+@datasets_app.command("sample")
+def sample(
+    ref: Annotated[str, typer.Argument(help="datasets/ID, ID, NAME (latest) or NAME@VERSION.")],
+    rows: Annotated[int, typer.Option("--rows", "-n", min=1, max=10_000, help="How many rows.")] = 10,
+    random: Annotated[bool, typer.Option("--random", help="Random rows instead of the first ones.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --random (same seed, same rows).")] = 0,
+    columns: Annotated[
+        Optional[str], typer.Option("--columns", metavar="A,B,...", help="Only these columns.")
+    ] = None,
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Print the first (or random) rows of a dataset.
+
+    Example: microlearn datasets sample churn -n 5 --random --columns age,plan
+    """
+    wanted = [c.strip() for c in (columns or "").split(",") if c.strip()]
+    with _connect(address, token) as client:
+        response = client._sample_rows(ref, rows, random, seed, wanted)
+    if json_output:
+        _print_json(_convert.to_dict(response))
+        return
+    records = _convert.sample_rows(response)
+    # Data column names are shown as they are: case matters in them.
+    _table(list(response.columns), [[r.get(c) for c in response.columns] for r in records], upper=False)
+
+
+@datasets_app.command("prepare")
+def prepare(
+    ref: Annotated[str, typer.Argument(help="The source: datasets/ID, ID, NAME or NAME@VERSION.")],
+    recipe: Annotated[
+        Path,
+        typer.Option(
+            "--recipe", exists=True, dir_okay=False, readable=True, help="Recipe file, YAML or JSON."
+        ),
+    ],
+    output: Annotated[
+        Optional[str], typer.Option("--output", help="Name for the result (default: the source's name, as its next version).")
+    ] = None,
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="Check the recipe against the source; store nothing.")
+    ] = False,
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Apply a cleaning recipe and store the result as a new dataset version.
+
+    A recipe ending in train_test_split stores OUTPUT-train and OUTPUT-test.
+
+    Example: microlearn datasets prepare churn@1 --recipe clean.yaml --output churn-clean
+    """
+    with _connect(address, token) as client:
+        datasets = client.prepare_dataset(ref, recipe, output_name=output, validate_only=validate_only)
+    if json_output:
+        _print_json([_convert.to_dict(ds) for ds in datasets])
+        return
+    if validate_only:
+        typer.echo(f"recipe {recipe} is valid for {ref}")
+        return
+    for ds in datasets:
+        typer.echo(_summary(ds))
+
+
+@datasets_app.command("delete")
+def delete(
+    ref: Annotated[str, typer.Argument(help="One version: datasets/ID, ID or NAME@VERSION.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete even if other resources still reference it.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Delete one dataset version and its stored data.
+
+    Asks for confirmation unless --yes; without a terminal, --yes is required.
+
+    Example: microlearn datasets delete churn@1 --yes
+    """
+    if not yes and not _stdin_is_interactive():
+        raise _fail(f"refusing to delete {ref} without confirmation: stdin is not a terminal; pass --yes")
+    with _connect(address, token) as client:
+        if not yes:
+            ds = client.get_dataset(ref)
+            typer.confirm(
+                f"Delete {_ref(ds)} ({ds.name}, {_shape(ds)})"
+                + (" even if referenced" if force else "")
+                + "? This cannot be undone.",
+                abort=True,
+            )
+        deleted = client.delete_dataset(ref, force=force)
+    typer.echo(f"deleted {deleted}")

@@ -1,0 +1,3 @@
+from microlearn_grpc.cli import main
+
+main()

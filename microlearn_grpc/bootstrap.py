@@ -1,0 +1,87 @@
+"""Composition root of a server process: builds every adapter from `Settings`, once.
+
+Nothing connects at import time; `build()` is the only place that wires adapters to services,
+and `close()` releases them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from microlearn_grpc.config import ConfigError, Settings
+from microlearn_grpc.core.ingest import IngestLimits
+from microlearn_grpc.services.datasets import DatasetService
+from microlearn_grpc.storage import db
+from microlearn_grpc.storage.artifacts import ArtifactStore, open_artifact_store
+from microlearn_grpc.storage.datasets_repo import DatasetRepository
+
+
+def redact(url: str) -> str:
+    """host:port/path of a URL, without credentials, for messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+@dataclasses.dataclass
+class Container:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    artifacts: ArtifactStore
+    datasets: DatasetService
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.artifacts.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+        with contextlib.suppress(Exception):
+            await self.pool.close()
+
+
+async def connect_database(settings: Settings) -> asyncpg.Pool:
+    assert settings.database_url
+    try:
+        pool = await db.create_pool(settings.database_url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise ConfigError(f"cannot connect to PostgreSQL at {redact(settings.database_url)}: {exc}") from None
+    await db.migrate(pool)
+    return pool
+
+
+async def connect_redis(settings: Settings) -> aioredis.Redis:
+    assert settings.redis_url
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure here is a configuration problem
+        await client.aclose()
+        raise ConfigError(f"cannot reach Redis at {redact(settings.redis_url)}: {exc}") from None
+    return client
+
+
+async def build(settings: Settings) -> Container:
+    settings.require_backends()
+    pool = await connect_database(settings)
+    try:
+        redis_client = await connect_redis(settings)
+    except BaseException:
+        await pool.close()
+        raise
+    artifacts = open_artifact_store(settings.artifacts, endpoint_url=settings.s3_endpoint_url,
+                                    region=settings.s3_region, access_key_id=settings.s3_access_key_id,
+                                    secret_access_key=settings.s3_secret_access_key)
+    work_dir = Path(settings.data_dir).resolve() / "work"
+    limits = IngestLimits(max_upload_bytes=settings.max_upload_bytes,
+                          max_decompressed_bytes=settings.max_decompressed_bytes,
+                          max_columns=settings.max_columns, max_compression_ratio=settings.max_compression_ratio)
+    datasets = DatasetService(DatasetRepository(pool), pool, artifacts, work_dir=work_dir, limits=limits,
+                              max_concurrent_uploads=settings.max_concurrent_uploads)
+    return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets)

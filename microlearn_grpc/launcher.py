@@ -1,0 +1,222 @@
+"""`microlearn up`: start the embedded backends (unless configured), the services and the workers.
+
+The services and workers run as child processes with the same `MICROLEARN_*` variables a
+multi-host deployment would give them, so the embedded default exercises the scale-out code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from microlearn_grpc.config import ConfigError, Settings, load_settings
+from microlearn_grpc.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis, free_port
+
+
+class LaunchError(RuntimeError):
+    """The platform could not start; the message says which part and where its log is."""
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _load_token(settings: Settings, data_dir: Path) -> str | None:
+    if settings.insecure_local:
+        return None
+    if settings.token:
+        return settings.token
+    path = data_dir / "token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+def _lock(data_dir: Path):
+    handle = open(data_dir / "up.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        raise LaunchError(f"another `microlearn up` is running with --data-dir {data_dir} "
+                          f"(pid {handle.read().strip() or '?'}); stop it first or use another --data-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+async def _migrate(url: str) -> None:
+    from microlearn_grpc.bootstrap import connect_database
+
+    pool = await connect_database(load_settings(env={"MICROLEARN_DATABASE_URL": url}))
+    await pool.close()
+
+
+def _wait_grpc(address: str, token: str | None, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LaunchError(f"the gRPC server exited with code {proc.returncode}; see {log}:\n{_tail(log)}")
+            with contextlib.suppress(grpc.RpcError):
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.1)
+    raise LaunchError(f"the gRPC server did not become healthy within {timeout:.0f}s; see {log}")
+
+
+async def _ping_worker(redis_url: str, timeout: float) -> dict:
+    from arq import create_pool
+
+    from workers.settings import QUEUE_NAME, redis_settings
+
+    pool = await create_pool(redis_settings(redis_url), default_queue_name=QUEUE_NAME)
+    try:
+        job = await pool.enqueue_job("ping")
+        return await job.result(timeout=timeout, poll_delay=0.1)
+    finally:
+        await pool.aclose()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class _Children:
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self.procs: list[tuple[str, subprocess.Popen, Path]] = []
+
+    def spawn(self, name: str, args: list[str]) -> tuple[subprocess.Popen, Path]:
+        log = self.log_dir / f"{name}.log"
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "microlearn_grpc", *args], env=self.env, stdout=fh,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append((name, proc, log))
+        return proc, log
+
+    def dead(self) -> tuple[str, subprocess.Popen, Path] | None:
+        return next((entry for entry in self.procs if entry[1].poll() is not None), None)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for _, proc, _ in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, proc, _ in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers: int, insecure_local: bool) -> int:
+    started = time.monotonic()
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(data_dir=data_dir, grpc_port=grpc_port, http_port=http_port, grpc_host=host,
+                             insecure_local=insecure_local or None)
+    token = _load_token(settings, data_dir)
+    settings = load_settings(data_dir=data_dir, grpc_port=grpc_port, http_port=http_port, grpc_host=host,
+                             insecure_local=insecure_local or None, token=token)
+    settings.check_auth()
+    lock = _lock(data_dir)
+    stop_requested = False
+
+    def request_stop(signum, frame):  # noqa: ARG001
+        nonlocal stop_requested
+        stop_requested = True
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    postgres = redis = None
+    (data_dir / "logs").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items()}
+    children = _Children(data_dir / "logs", env)
+    try:
+        database_url, redis_url = settings.database_url, settings.redis_url
+        if database_url is None:
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            database_url = postgres.start()
+            _say(f"postgres: embedded 127.0.0.1:{postgres.port} (data {postgres.pgdata})")
+        else:
+            from microlearn_grpc.bootstrap import redact
+            _say(f"postgres: {redact(database_url)}")
+        if redis_url is None:
+            redis = EmbeddedRedis(data_dir / "redis")
+            redis_url = redis.start()
+            _say(f"redis: embedded 127.0.0.1:{redis.port} (data {redis.data_dir})")
+        else:
+            from microlearn_grpc.bootstrap import redact
+            _say(f"redis: {redact(redis_url)}")
+        asyncio.run(_migrate(database_url))
+        _say(f"artifacts: {settings.artifacts}")
+        port = free_port(host) if grpc_port == 0 else grpc_port
+        env.update({
+            "MICROLEARN_DATA_DIR": str(data_dir), "MICROLEARN_DATABASE_URL": database_url,
+            "MICROLEARN_REDIS_URL": redis_url, "MICROLEARN_GRPC_HOST": host, "MICROLEARN_GRPC_PORT": str(port),
+            "MICROLEARN_INSECURE_LOCAL": "true" if settings.insecure_local else "false",
+            "MICROLEARN_ARTIFACT_URL": settings.artifacts,
+        })
+        if token:
+            env["MICROLEARN_TOKEN"] = token
+        server, server_log = children.spawn("server", ["serve"])
+        for index in range(workers):
+            children.spawn(f"worker-{index + 1}", ["worker"])
+        _wait_grpc(f"{host}:{port}", token, server, server_log)
+        try:
+            info = asyncio.run(_ping_worker(redis_url, timeout=60))
+        except Exception as exc:  # noqa: BLE001
+            dead = children.dead()
+            where = f"; see {dead[2]}:\n{_tail(dead[2])}" if dead else ""
+            raise LaunchError(f"no worker answered a ping ({type(exc).__name__}: {exc}){where}") from None
+        _say(f"worker: {workers} process(es), e.g. {info['worker_id']}")
+        _say(f"logs: {data_dir / 'logs'}")
+        _say(f"grpc: {host}:{port}")
+        _say(f"token: {token}" if token else "token: none (insecure-local)")
+        _say(f"started in {time.monotonic() - started:.1f}s")
+        _say("ready")
+        while not stop_requested:
+            dead = children.dead()
+            if dead:
+                name, proc, log = dead
+                _say(f"error: {name} exited with code {proc.returncode}; see {log}; stopping")
+                return 1
+            time.sleep(0.2)
+        _say("stopping...")
+        return 0
+    except (EmbeddedError, ConfigError) as exc:
+        raise LaunchError(str(exc)) from None
+    finally:
+        children.stop()
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.close()
+        if stop_requested:
+            _say("stopped")

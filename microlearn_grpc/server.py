@@ -1,0 +1,126 @@
+"""The gRPC server: all five services (or a chosen subset), health checking and reflection.
+
+Services whose issue has not landed yet are registered with handlers that answer UNIMPLEMENTED,
+so clients, `grpcurl list` and `buf curl --list-methods` see the whole contract from day one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from microlearn_grpc.auth import TokenAuthInterceptor
+from microlearn_grpc.bootstrap import Container
+from microlearn_grpc.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    key: str          # CLI name: `microlearn serve --service KEY`
+    module: str       # generated module under microlearn.v1
+    service: str      # proto service name
+
+
+SERVICES: dict[str, ServiceSpec] = {
+    spec.key: spec for spec in (
+        ServiceSpec("dataset", "dataset", "DatasetService"),
+        ServiceSpec("selector", "selector", "SelectorService"),
+        ServiceSpec("trainer", "trainer", "TrainerService"),
+        ServiceSpec("hpo", "hpo", "HPOService"),
+        ServiceSpec("deploy", "deploy", "DeployService"),
+    )
+}
+
+
+def full_name(spec: ServiceSpec) -> str:
+    return f"microlearn.v1.{spec.service}"
+
+
+def _unimplemented_servicer(spec: ServiceSpec):
+    """An instance of the generated servicer whose every method answers UNIMPLEMENTED (async)."""
+    pb2 = importlib.import_module(f"microlearn.v1.{spec.module}_pb2")
+    grpc_mod = importlib.import_module(f"microlearn.v1.{spec.module}_pb2_grpc")
+    base = getattr(grpc_mod, f"{spec.service}Servicer")
+    methods = {}
+    for method in pb2.DESCRIPTOR.services_by_name[spec.service].methods:
+        message = (f"{spec.service}.{method.name} is not implemented in this MicroLearn version yet; "
+                   "see README 'Status' for what is available")
+
+        async def handler(self, request, context, _message=message):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, _message)
+        methods[method.name] = handler
+    return type(f"Unimplemented{spec.service}", (base,), methods)()
+
+
+def _implemented(container: Container) -> dict[str, Callable[[], object]]:
+    from microlearn_grpc.services.dataset_servicer import DatasetServicer
+
+    return {"dataset": lambda: DatasetServicer(container.datasets)}
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+async def start_server(settings: Settings, container: Container, services: Iterable[str] | None = None,
+                       *, port: int | None = None) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Create, register and start the server; returns it, the bound port and the health servicer."""
+    keys = list(services or SERVICES)
+    unknown = [k for k in keys if k not in SERVICES]
+    if unknown:
+        raise ValueError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+    interceptors = [] if settings.insecure_local else [TokenAuthInterceptor(settings.token or "")]
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings),
+                             maximum_concurrent_rpcs=None)
+    implemented = _implemented(container)
+    for key in keys:
+        spec = SERVICES[key]
+        servicer = implemented[key]() if key in implemented else _unimplemented_servicer(spec)
+        grpc_mod = importlib.import_module(f"microlearn.v1.{spec.module}_pb2_grpc")
+        getattr(grpc_mod, f"add_{spec.service}Servicer_to_server")(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [full_name(SERVICES[k]) for k in keys]
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {settings.grpc_host}:{settings.grpc_port}: address in use or not permitted")
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, bound, health_servicer
+
+
+async def serve(settings: Settings, services: list[str] | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then drain in-flight RPCs for up to 10 s."""
+    from microlearn_grpc import bootstrap
+
+    settings.check_auth()
+    container = await bootstrap.build(settings)
+    try:
+        server, port, health_servicer = await start_server(settings, container, services)
+        print(f"grpc: {settings.grpc_host}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace=10)
+    finally:
+        await container.close()

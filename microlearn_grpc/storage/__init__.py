@@ -1,0 +1,1 @@
+"""Adapters: metadata repository (asyncpg), artifact store, event bus, tracker."""

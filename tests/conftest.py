@@ -1,0 +1,119 @@
+"""Shared fixtures: the embedded PostgreSQL and Redis the product itself starts, and real gRPC
+servers on real sockets running in a background thread's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOKEN = "test-token-123"
+
+
+@dataclasses.dataclass
+class Backends:
+    database_url: str
+    redis_url: str
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def backends(tmp_path_factory) -> Iterator[Backends]:
+    from microlearn_grpc.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    root = tmp_path_factory.mktemp("backends")
+    postgres = EmbeddedPostgres(root / "postgres")
+    redis = EmbeddedRedis(root / "redis")
+    try:
+        yield Backends(postgres.start(), redis.start(), root)
+    finally:
+        redis.stop()
+        postgres.stop()
+
+
+class ServerThread:
+    """A MicroLearn gRPC server (the production `start_server`) on its own loop in a thread."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = self.container = None
+        self.port = 0
+
+    def run(self, coro, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self, services=None) -> None:
+        from microlearn_grpc import bootstrap
+        from microlearn_grpc.server import start_server
+
+        async def _start():
+            self.container = await bootstrap.build(self.settings)
+            self.server, self.port, _ = await start_server(self.settings, self.container, services, port=0)
+        self.run(_start())
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        async def _stop():
+            await self.server.stop(grace=1)
+            await self.container.close()
+        try:
+            self.run(_stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+def make_settings(backends: Backends, data_dir: Path, **overrides):
+    from microlearn_grpc.config import load_settings
+
+    return load_settings(env={}, data_dir=data_dir, database_url=backends.database_url, redis_url=backends.redis_url,
+                         token=TOKEN, grpc_port=0, **overrides)
+
+
+@pytest.fixture(scope="session")
+def platform(backends, tmp_path_factory) -> Iterator[ServerThread]:
+    server = ServerThread(make_settings(backends, tmp_path_factory.mktemp("platform")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def limited_platform(backends, tmp_path_factory) -> Iterator[ServerThread]:
+    """A second server on the same database with small limits, for the RESOURCE_EXHAUSTED paths."""
+    server = ServerThread(make_settings(backends, tmp_path_factory.mktemp("limited"), max_upload_bytes=2 << 20,
+                                        max_decompressed_bytes=4 << 20, max_columns=50))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def unique_name(request) -> str:
+    import uuid
+
+    return f"{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:6]}"
+
+
+def sql(backends: Backends, query: str, *args: Any) -> list[dict]:
+    """Run one query on a fresh connection (tests inspect the database directly)."""
+    import asyncpg
+
+    async def _run():
+        conn = await asyncpg.connect(backends.database_url)
+        try:
+            return [dict(r) for r in await conn.fetch(query, *args)]
+        finally:
+            await conn.close()
+    return asyncio.run(_run())
