@@ -34,7 +34,7 @@ def validate_columns(names: Sequence[str], hints: dict[str, str], limits: Ingest
     for position, name in enumerate(names, start=1):
         if not name.strip():
             extra = (" (a file written by pandas with its index has an unnamed first column: write it with "
-                     "index=False, or name the column)") if position == 1 else ""
+                     "index=False, or name the column)") if position == 1 and "header" in where else ""
             raise IngestError("invalid", f"{what} {position} has an empty name{where}; every column needs a "
                                          f"name{extra}")
         if name in first_seen:
@@ -60,7 +60,8 @@ def normalize_batch(batch: pa.RecordBatch | pa.Table, where: Callable[[str], str
     for field, column in zip(table.schema, table.columns):
         target = canonical_type(field.type)
         if target is None:
-            raise IngestError("invalid", f"column '{field.name}' has nested or binary type {field.type}{where(field.name)}; "
+            raise IngestError("invalid", f"column '{field.name}' has nested or binary type {field.type}"
+                                         f"{where(field.name)}; "
                                          "only flat values are supported (numbers, booleans, strings, dates and "
                                          "times; nested objects are flattened, lists are not)")
         if target != field.type:
@@ -75,9 +76,9 @@ def canonical_type(t: pa.DataType) -> pa.DataType | None:
         return canonical_type(t.value_type)
     if pa.types.is_float16(t):
         return pa.float32()
-    if t == pa.string_view():
-        return pa.string()
-    if pa.types.is_large_string(t) or pa.types.is_string(t):
+    if t == pa.string_view() or pa.types.is_large_string(t):
+        return pa.string()  # batches are small: 32-bit offsets always fit
+    if pa.types.is_string(t):
         return t
     if (pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
             or pa.types.is_fixed_size_binary(t) or t == pa.binary_view()):
@@ -108,7 +109,9 @@ class HintApplier:
     def _convert(self, name: str, kind: str, column: pa.ChunkedArray, first_row: int) -> pa.ChunkedArray:
         t = column.type
         if kind in STRING_HINTS:
-            return column if pa.types.is_string(t) or pa.types.is_large_string(t) else self._cast(column, pa.string(), name)
+            if pa.types.is_string(t) or pa.types.is_large_string(t):
+                return column
+            return self._cast(column, pa.string(), name)
         if kind == "numeric":
             if pa.types.is_floating(t) and t == pa.float64():
                 return column

@@ -88,6 +88,11 @@ class CsvSource:
         self.stats = stats if stats is not None else scan_file(self.path, SourceFormat.CSV)
         self.names = read_header(self.path)
         validate_columns(self.names, hints, limits, where=" in the header row")
+        if len(self.names) == 1 and (";" in self.names[0] or "\t" in self.names[0]):
+            separator = "semicolons" if ";" in self.names[0] else "tabs"
+            raise IngestError("invalid", f"the header row has one column, '{self.names[0][:60]}', which contains "
+                                         f"{separator}: only comma-separated files are supported; save the file "
+                                         "with commas as the separator")
         # Hinted columns are read as text: string hints keep leading zeros and such exactly as
         # written, numeric/datetime hints are converted batch by batch so a bad value has a row.
         self._forced = {name: pa.string() for name, kind in hints.items() if kind != "boolean"}

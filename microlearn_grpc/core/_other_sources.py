@@ -29,6 +29,7 @@ _BLOCK = 4 * MiB
 _MAX_LINE = 256 * MiB
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 _CHANGED = re.compile(r"Column\(([^)]*)\) changed from (\w+) to (\w+)")
+_TWICE = re.compile(r"Column\(([^)]*)\) was specified twice in row (\d+)")
 
 
 def _kind(value: object) -> str:
@@ -144,6 +145,12 @@ class JsonlSource:
         changed = _CHANGED.search(message)
         if changed and changed.group(1):
             return self._conflict(changed.group(1).strip("/").replace("/", "."), None, block, first_line)
+        twice = _TWICE.search(message)
+        if twice:
+            field = twice.group(1).strip("/").replace("/", ".")
+            line = _line_of_row(block, first_line, int(twice.group(2)))
+            return IngestError("invalid", f"field '{field}' appears twice in the object at line {line}; "
+                                          "each field may appear once per line")
         return IngestError("invalid", f"could not read the JSON lines from line {first_line} on: {message}")
 
     @staticmethod
@@ -193,6 +200,17 @@ def _json_kind(t: pa.DataType) -> str:
     if pa.types.is_string(t):
         return "string"
     return str(t)
+
+
+def _line_of_row(block: bytes, first_line: int, row: int) -> int:
+    """The line number of the `row`-th (0-based) non-blank line of `block`."""
+    index = -1
+    for number, text in enumerate(block.split(b"\n"), start=first_line):
+        if text.strip():
+            index += 1
+            if index == row:
+                return number
+    return first_line
 
 
 def _check_syntax(block: bytes, first_line: int) -> None:

@@ -15,10 +15,14 @@ import pyarrow.compute as pc
 ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 
 
+_SAMPLE = 8192  # values counted per chunk once a column is past the distinct cap
+
+
 class ValueCounts:
     """Exact value -> count while a column has at most `cap` distinct values; after that only the
     `keep` most frequent candidates are kept, and each new chunk contributes only its own `keep`
-    most frequent values (a heavy-hitters approximation for top values), and the distinct count
+    most frequent values, counted on a systematic sample of the chunk (a heavy-hitters
+    approximation: top values and their counts are estimates from then on), and the distinct count
     becomes a lower bound (the most distinct values ever seen at once, all or in one chunk).
 
     Merging is vectorized: per-chunk `value_counts` tables are gathered and combined with one
@@ -38,10 +42,17 @@ class ValueCounts:
     def add(self, values: pa.Array | pa.ChunkedArray) -> None:
         if len(values) == 0:
             return
+        step = 1
+        if not self.exact and len(values) > 2 * _SAMPLE:
+            # Past the cap only heavy hitters matter: count every step-th value and scale. A value
+            # making up more than 1/step of the chunk (or a run of step values) cannot be missed.
+            step = -(-len(values) // _SAMPLE)
+            values = values.take(pa.array(np.arange(0, len(values), step)))
         counts = pc.value_counts(values)
         if isinstance(counts, pa.ChunkedArray):
             counts = counts.combine_chunks()
-        self.add_counts(counts.field("values"), counts.field("counts"))
+        n = counts.field("counts")
+        self.add_counts(counts.field("values"), n if step == 1 else pc.multiply(n, step))
 
     def add_counts(self, values: pa.Array, counts: pa.Array | np.ndarray) -> None:
         """Add distinct `values` seen `counts` times each (one chunk's value counts)."""
@@ -90,7 +101,7 @@ class ValueCounts:
             return []
         try:
             order = pc.sort_indices(self._table, sort_keys=[("n", "descending"), ("v", "ascending")])
-        except pa.ArrowNotImplementedError:
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
             order = pc.sort_indices(self._table, sort_keys=[("n", "descending")])
         top = self._table.take(order[:k])
         return list(zip(top.column("v").to_pylist(), top.column("n").to_pylist()))

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 _SCAN_CHUNK = 1 * MiB  # small writes are gathered to this size before they are checked and written
-_ROW_GROUP_BYTES = 32 * MiB  # in-memory Arrow bytes gathered per Parquet row group
+_ROW_GROUP_BYTES = 16 * MiB  # in-memory Arrow bytes gathered per Parquet row group
 _ROW_GROUP_ROWS = 1 << 20
 
 
@@ -82,12 +82,13 @@ class _ContentWriter:
     With `fmt=None` the format is sniffed from the first bytes (the content of an archive).
     """
 
-    def __init__(self, path: Path, fmt: SourceFormat | None, declared: SourceFormat | None) -> None:
+    def __init__(self, path: Path, fmt: SourceFormat | None, declared: SourceFormat | None, *,
+                 hashing: bool = True) -> None:
         self.path = path
         self.format = fmt
         self._declared = declared
         self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()/abort()
-        self._sha = hashlib.sha256()
+        self._sha = hashlib.sha256() if hashing else None  # None: the caller hashes the same bytes
         self.size = 0
         self._buffer = bytearray()
         self._scanner = self._make_scanner(fmt) if fmt is not None else None
@@ -97,6 +98,9 @@ class _ContentWriter:
         return TextScanner(fmt) if fmt in (SourceFormat.CSV, SourceFormat.JSONL) else None
 
     def write(self, data: bytes) -> None:
+        if self.format is not None and not self._buffer and len(data) >= _SCAN_CHUNK:
+            self._process(data)  # a big chunk and nothing buffered: no copy
+            return
         self._buffer += data
         if self.format is None:
             decided = sniff(bytes(self._buffer[:64 * 1024]), self._declared, final=False, inner=True)
@@ -115,9 +119,13 @@ class _ContentWriter:
             return
         data = bytes(self._buffer)
         self._buffer.clear()
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
         if self._scanner is not None:
             self._scanner.feed(data)
-        self._sha.update(data)
+        if self._sha is not None:
+            self._sha.update(data)
         self.size += len(data)
         self._file.write(data)
 
@@ -132,8 +140,8 @@ class _ContentWriter:
         self._file.close()
 
     @property
-    def sha256(self) -> str:
-        return self._sha.hexdigest()
+    def sha256(self) -> str | None:
+        return self._sha.hexdigest() if self._sha is not None else None
 
 
 class UploadSpool:
@@ -211,8 +219,8 @@ class UploadSpool:
     def _start(self, fmt: SourceFormat, compression: str | None) -> None:
         self._started = True
         self._compression = compression
-        if compression is None:
-            self._content = _ContentWriter(self._temp(".part"), fmt, self._declared)
+        if compression is None:  # the content is the raw bytes: write() already hashes them
+            self._content = _ContentWriter(self._temp(".part"), fmt, self._declared, hashing=False)
         else:
             self._raw = open(self._temp(f".{compression}.part"), "wb")  # noqa: SIM115 - closed in finish/discard
 
@@ -242,7 +250,8 @@ class UploadSpool:
             raise IngestError("invalid", f"the file is empty (the {self._compression} archive holds 0 bytes)")
         assert self._content.format is not None
         self._result = SpooledUpload(path=self._content.path, format=self._content.format,
-                                     size_bytes=self._content.size, sha256=self._content.sha256,
+                                     size_bytes=self._content.size,
+                                     sha256=self._content.sha256 or self._raw_sha.hexdigest(),
                                      compression=self._compression, text_stats=stats)
         return self._result
 
@@ -296,37 +305,37 @@ def convert_to_parquet(src: SpooledUpload, dst: Path, *, column_hints: dict[str,
                           size_bytes=dst.stat().st_size, sha256=sha.hexdigest())
 
 
-class _ProfileThread:
-    """Runs the profiler on its own thread, so profiling overlaps parsing and writing (pyarrow
-    compute and numpy release the GIL). The queue is short: memory stays a few batches."""
+class _Stage:
+    """Runs `work(item)` for each item on its own thread, so parsing, writing and profiling overlap
+    (pyarrow, zstd and numpy release the GIL). The queue is short, so memory stays a few batches;
+    the first error is raised in the caller at the next `put` or at `finish`."""
 
-    def __init__(self, profiler: StreamingProfiler) -> None:
-        self._profiler = profiler
-        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
+    def __init__(self, name: str, work, depth: int) -> None:
+        self._work = work
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="microlearn-profile", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"microlearn-{name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._error is None and not self._stop:
                 try:
-                    self._profiler.update(batch)
+                    self._work(item)
                 except BaseException as err:  # handed to the caller in put()/finish()
                     self._error = err
 
-    def put(self, batch: pa.RecordBatch) -> None:
+    def put(self, item: object) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(batch)
+        self._queue.put(item)
 
-    def finish(self) -> dict:
+    def finish(self) -> None:
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._profiler.finish()
 
     def abort(self) -> None:
         self._stop = True
@@ -336,40 +345,39 @@ class _ProfileThread:
 
 def _write(source, tmp: Path, hints: dict[str, str]) -> tuple[int, pa.Schema, dict]:
     writer: pq.ParquetWriter | None = None
-    profiler: _ProfileThread | None = None
+    profiler: StreamingProfiler | None = None
+    stages: list[_Stage] = []
     pending: list[pa.RecordBatch] = []
     pending_bytes = pending_rows = rows = 0
-
-    def flush() -> None:
-        nonlocal pending_bytes, pending_rows
-        if pending:
-            assert writer is not None
-            writer.write_table(pa.Table.from_batches(pending), row_group_size=_ROW_GROUP_ROWS)
-            pending.clear()
-            pending_bytes = pending_rows = 0
-
-    profile = None
+    done = False
     try:
         for batch in source.batches():
             if writer is None:
                 writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
-                profiler = _ProfileThread(StreamingProfiler(batch.schema, hints))
-            assert profiler is not None
-            profiler.put(batch)
+                profiler = StreamingProfiler(batch.schema, hints)
+                write = writer.write_table
+                stages = [_Stage("write", lambda table: write(table, row_group_size=_ROW_GROUP_ROWS), depth=1),
+                          _Stage("profile", profiler.update, depth=4)]
+            stages[1].put(batch)
             pending.append(batch)
             pending_bytes += batch.nbytes
             pending_rows += batch.num_rows
             rows += batch.num_rows
             if pending_bytes >= _ROW_GROUP_BYTES or pending_rows >= _ROW_GROUP_ROWS:
-                flush()
+                stages[0].put(pa.Table.from_batches(pending))
+                pending, pending_bytes, pending_rows = [], 0, 0
         if writer is None or rows == 0:
             raise IngestError("invalid", source.no_rows_message)
-        flush()
+        if pending:
+            stages[0].put(pa.Table.from_batches(pending))
+        for stage in stages:
+            stage.finish()
+        done = True
         assert profiler is not None
-        profile = profiler.finish()
-        return rows, writer.schema, profile
+        return rows, writer.schema, profiler.finish()
     finally:
-        if profiler is not None and profile is None:
-            profiler.abort()
+        if not done:
+            for stage in stages:
+                stage.abort()
         if writer is not None:
             writer.close()

@@ -29,7 +29,10 @@ Semantic types, in order (a user hint always wins):
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -55,6 +58,7 @@ _DISTINCT_BUDGET = 10_000_000  # distinct values kept over all columns together
 _SAMPLE_BUDGET = 10_000_000  # sampled numbers kept over all columns together
 _CHUNK_ROWS, _CHUNK_BYTES = 65_536, 32 << 20  # small batches are gathered to this before the work
 _MIN_ID_ROWS = 20
+_MAX_THREADS = 8
 _BOOLEAN_PAIRS = ({"yes", "no"}, {"true", "false"}, {"y", "n"}, {"t", "f"})
 
 
@@ -142,7 +146,7 @@ class _Numeric(_Column):
         self.reservoir.add(finite)
         if self.increasing and len(values):
             ints = values.to_numpy()
-            if (self._last is not None and ints[0] <= self._last) or (ints.size > 1 and np.any(np.diff(ints) <= 0)):
+            if (self._last is not None and ints[0] <= self._last) or np.any(ints[1:] <= ints[:-1]):
                 self.increasing = False
             self._last = int(ints[-1])
 
@@ -274,15 +278,19 @@ class StreamingProfiler:
         for column, kind in self.hints.items():
             if kind not in COLUMN_TYPES:
                 raise ValueError(f"column hint for '{column}': unknown type {kind!r}")
-        rng = np.random.default_rng(seed)
+        # One generator per column: columns are profiled in parallel, and results must not depend on timing.
+        seeds = np.random.SeedSequence(seed).spawn(max(1, len(schema)))
         width = max(1, len(schema))
-        numeric = max(1, sum(_is_numeric(f.type) for f in schema))
+        numeric = max(1, sum(_is_numeric(f.type) for f in schema))  # dictionaries of numbers: rare, not counted
         cap = min(DISTINCT_CAP, max(1_000, _DISTINCT_BUDGET // width))
         k = max(1, min(sample_size, max(1_000, _SAMPLE_BUDGET // numeric)))
         self._columns: list[_Column] = []
-        for field in schema:
+        # Dictionary columns are profiled as their values.
+        self._decode = [pa.types.is_dictionary(f.type) for f in schema]
+        fields = [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema]
+        for field, column_seed in zip(fields, seeds):
             if _is_numeric(field.type):
-                self._columns.append(_Numeric(field, cap, Reservoir(k, rng)))
+                self._columns.append(_Numeric(field, cap, Reservoir(k, np.random.default_rng(column_seed))))
             elif pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
                 self._columns.append(_Temporal(field, cap))
             elif _is_text(field.type):
@@ -294,6 +302,13 @@ class StreamingProfiler:
         self._buffer: list[pa.Table] = []
         self._buffered_rows = self._buffered_bytes = 0
         self._finished: dict | None = None
+        workers = min(_MAX_THREADS, os.cpu_count() or 1, len(self._columns))
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="microlearn-profile") if workers > 1 else None
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         if self._finished is not None:
@@ -314,8 +329,15 @@ class StreamingProfiler:
             return
         table = pa.concat_tables(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         self._buffer, self._buffered_rows, self._buffered_bytes = [], 0, 0
-        for index, column in enumerate(self._columns):
-            column.add(table.column(index))
+        for index, decode in enumerate(self._decode):
+            if decode:
+                decoded = table.column(index).cast(self._columns[index].type)
+                table = table.set_column(index, table.field(index).name, decoded)
+        if self._pool is not None:  # pyarrow.compute and numpy release the GIL: columns run in parallel
+            list(self._pool.map(lambda i: self._columns[i].add(table.column(i)), range(len(self._columns))))
+        else:
+            for index, column in enumerate(self._columns):
+                column.add(table.column(index))
         self._duplicates.add(table, self._columns)
         self._rows += table.num_rows
 
@@ -323,6 +345,9 @@ class StreamingProfiler:
         if self._finished is not None:
             return self._finished
         self._flush()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         columns = [self._describe(c) for c in self._columns]
         self._finished = {
             "row_count": self._rows,
@@ -359,10 +384,10 @@ class StreamingProfiler:
 
 def _iso(text: str) -> str:
     """Normalize an ISO string (`2024-01-31 10:00Z` -> `2024-01-31T10:00:00+00:00`) when Python can read it."""
-    import datetime as dt
-
     try:
-        return dt.datetime.fromisoformat(text).isoformat() if len(text) > 10 else dt.date.fromisoformat(text).isoformat()
+        if len(text) > 10:
+            return dt.datetime.fromisoformat(text).isoformat()
+        return dt.date.fromisoformat(text).isoformat()
     except ValueError:
         return text
 
@@ -434,6 +459,8 @@ def suggest_targets(described: list[dict], columns: list[_Column], row_count: in
         missing_fraction = info["missing_count"] / rows
         if kind in ("id", "text", "datetime") or distinct < 2 or missing_fraction > 0.5:
             continue
+        if not (isinstance(column, (_Text, _Numeric)) or pa.types.is_boolean(column.type)):
+            continue  # durations, times of day, binary: not something to predict
         reasons: list[str] = []
         if kind == "boolean" or (kind == "categorical" and distinct == 2) or (kind == "numeric" and distinct == 2):
             task, score = "binary", 0.45 if kind != "numeric" else 0.35
