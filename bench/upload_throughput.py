@@ -100,6 +100,8 @@ def main() -> None:
                 elapsed = time.perf_counter() - t0
             peak = peak_rss_bytes(server_pid)
             assert result.dataset.row_count == args.rows, result.dataset.row_count
+            phases = [line.split(": ", 1)[-1] for line in (tmp / "ml" / "logs" / "server.log").read_text().splitlines()
+                      if "received+checked" in line]
         finally:
             platform.stop()
 
@@ -110,6 +112,7 @@ def main() -> None:
     print(f"| pyarrow.csv.read_csv (baseline, in memory) | {baseline:.1f} | {theirs:,.0f} | parse only, multi-threaded |")
     print(f"| MicroLearn upload + validate + Parquet + profile (gRPC, end to end) | {elapsed:.1f} | {ours:,.0f} | "
           f"{ours / theirs:.0%} of baseline |")
+    print(f"| server phases | | | {'; '.join(phases)} |")
     print(f"| server peak RSS | | | {peak / 1e6:,.0f} MB = {peak / size:.1%} of the file "
           f"(idle before upload: {rss_before / 1e6:,.0f} MB) |")
 

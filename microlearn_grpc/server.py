@@ -111,14 +111,14 @@ async def serve(settings: Settings, services: list[str] | None = None) -> None:
     from microlearn_grpc import bootstrap
 
     settings.check_auth()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     container = await bootstrap.build(settings)
     try:
         server, port, health_servicer = await start_server(settings, container, services)
         print(f"grpc: {settings.grpc_host}:{port}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=10)

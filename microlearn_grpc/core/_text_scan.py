@@ -40,6 +40,11 @@ _SNIFF_BYTES = 64 * 1024  # give up waiting for a non-blank character after this
 _COMMA, _LF, _CR, _QUOTE = 0x2C, 0x0A, 0x0D, 0x22
 _OK_BEFORE_OPEN = np.array([_COMMA, _LF, _CR, _QUOTE, -1], dtype=np.int16)  # -1: start of the file
 _OK_AFTER_CLOSE = np.array([_COMMA, _LF, _CR, _QUOTE], dtype=np.int16)
+# Lookup tables instead of np.isin (a sort per call): index = byte + 1, so -1 (start) is index 0.
+_OPEN_OK = np.zeros(257, dtype=bool)
+_OPEN_OK[_OK_BEFORE_OPEN + 1] = True
+_CLOSE_OK = np.zeros(257, dtype=bool)
+_CLOSE_OK[_OK_AFTER_CLOSE + 1] = True
 
 
 def sniff(head: bytes, declared: SourceFormat | None, *, final: bool, inner: bool = False
@@ -192,14 +197,14 @@ class TextScanner:
         inside = opens > 0
         before[inside] = arr[opens[inside] - 1]
         before[~inside] = self._prev_byte
-        ok_open = np.isin(before, _OK_BEFORE_OPEN)
+        ok_open = _OPEN_OK[before + 1]
         if self._has_bom:  # a quote right after the byte order mark is at the start of the file
             ok_open |= (opens + self._offset) == len(BOM)
         after_pos = closes + 1
         at_end = after_pos >= n
         after = np.full(closes.size, _COMMA, dtype=np.int16)
         after[~at_end] = arr[after_pos[~at_end]]
-        ok_close = np.isin(after, _OK_AFTER_CLOSE)
+        ok_close = _CLOSE_OK[after + 1]
 
         bad_open = int(opens[~ok_open][0]) if not ok_open.all() else n
         bad_close = int(closes[~ok_close][0]) if not ok_close.all() else n

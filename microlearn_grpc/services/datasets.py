@@ -13,7 +13,9 @@ import dataclasses
 import datetime as dt
 import decimal
 import hashlib
+import logging
 import math
+import time
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -35,6 +37,7 @@ from microlearn_grpc.storage.datasets_repo import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 HINT_TYPES = ("numeric", "categorical", "boolean", "datetime", "text", "id")
@@ -242,22 +245,21 @@ class DatasetService:
         upload_dir.mkdir(parents=True, exist_ok=True)
         spool = ingest.UploadSpool(upload_dir, declared, self._limits)
         parquet = upload_dir / f"{uuid.uuid4().hex}.parquet"
+        started = time.perf_counter()
         try:
             received = 0
-            raw_digest = hashlib.sha256() if expected_sha else None
             async for chunk in chunks:
                 received += len(chunk)
-                if raw_digest is not None:
-                    raw_digest.update(chunk)
                 await _blocking(spool.write, chunk)
             if request.expected_size_bytes and received != request.expected_size_bytes:
                 raise errors.InvalidArgument(
                     f"upload cut off: received {received} of the {request.expected_size_bytes} bytes announced in "
                     "expected_size_bytes; nothing was stored")
-            if raw_digest is not None and raw_digest.hexdigest() != expected_sha:
+            spooled = await _blocking(spool.finish)
+            if expected_sha and spool.received_sha256 != expected_sha:
                 raise errors.InvalidArgument("the uploaded bytes do not match expected_sha256 (corrupted in transit?); "
                                              "nothing was stored")
-            spooled = await _blocking(spool.finish)
+            spooled_at = time.perf_counter()
             latest = await self._repo.get_version(request.display_name, None, with_profile=True)
             if latest is not None and latest.source_sha256 == spooled.sha256 and latest.column_hints == hints:
                 return latest, True
@@ -265,13 +267,19 @@ class DatasetService:
                 table = await _blocking(lambda: ingest.convert_to_parquet(spooled, parquet, column_hints=hints,
                                                                           limits=self._limits))
             spool.discard()  # free the disk before the artifact copy
+            converted_at = time.perf_counter()
             new = NewDataset(
                 id=f"ds-{uuid.uuid4().hex[:16]}", display_name=request.display_name,
                 source_format=spooled.format.name.lower(), source_size_bytes=spooled.size_bytes,
                 source_sha256=spooled.sha256, artifact_key=_artifact_key(table.sha256), size_bytes=table.size_bytes,
                 sha256=table.sha256, row_count=table.row_count, column_count=table.column_count, profile=table.profile,
                 column_hints=hints, description=request.description, labels=dict(request.labels))
-            return await self._store(new, parquet), False
+            record = await self._store(new, parquet)
+            done = time.perf_counter()
+            log.info("upload %s@%d: %d bytes received+checked in %.2fs, converted+profiled in %.2fs, stored in %.2fs",
+                     record.display_name, record.version, received, spooled_at - started, converted_at - spooled_at,
+                     done - converted_at)
+            return record, False
         except ingest.IngestError as exc:
             raise (errors.ResourceExhausted if exc.kind == "limit" else errors.InvalidArgument)(str(exc)) from None
         finally:

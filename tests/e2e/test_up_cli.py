@@ -122,3 +122,35 @@ def test_serve_without_backends_explains(tmp_path):
     result = subprocess.run([*MICROLEARN, "serve", "--insecure-local"], env=env, capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert result.returncode == 2 and "MICROLEARN_DATABASE_URL" in result.stderr and "microlearn up" in result.stderr
+
+
+def test_up_uses_external_backends_when_configured(tmp_path, backends, monkeypatch):
+    """MICROLEARN_DATABASE_URL / MICROLEARN_REDIS_URL point at servers `up` did not start."""
+    monkeypatch.setenv("MICROLEARN_DATABASE_URL", backends.database_url)
+    monkeypatch.setenv("MICROLEARN_REDIS_URL", backends.redis_url)
+    up = Up(tmp_path / "ml", "--insecure-local")
+    try:
+        up.wait_for("ready")
+        assert up.value("postgres:").startswith("postgresql://127.0.0.1:")
+        assert "embedded" not in up.value("postgres:") and "embedded" not in up.value("redis:")
+        assert "@" not in up.value("postgres:") and "@" not in up.value("redis:"), "credentials must not be printed"
+        assert not (tmp_path / "ml" / "postgres").exists()
+        env = {**os.environ, "MICROLEARN_ADDRESS": up.value("grpc:")}
+        env.pop("MICROLEARN_TOKEN", None)
+        listed = cli(env, "datasets", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+    finally:
+        assert up.interrupt() == 0
+
+
+def test_serve_stops_gracefully_on_sigterm(tmp_path, backends):
+    env = {**os.environ, "MICROLEARN_DATABASE_URL": backends.database_url, "MICROLEARN_REDIS_URL": backends.redis_url,
+           "MICROLEARN_DATA_DIR": str(tmp_path), "MICROLEARN_TOKEN": "t", "MICROLEARN_GRPC_PORT": "0"}
+    proc = subprocess.Popen([*MICROLEARN, "serve", "--service", "dataset"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("grpc: 127.0.0.1:"), line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
