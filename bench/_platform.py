@@ -16,7 +16,7 @@ class Platform:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.started = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "microlearn_grpc", "up", "--data-dir", str(data_dir),
-                                      "--grpc-port", "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      "--grpc-port", "0", "--http-port", "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)
         self.values: dict[str, str] = {}
         for line in self.proc.stdout:

@@ -1,15 +1,20 @@
-"""Turning an HTTP request body into upload chunks without holding it: size cap, multipart, 1 MiB pieces."""
+"""Streaming an HTTP request body into UploadDataset without holding it: size cap, multipart, 1 MiB
+chunks, and the gRPC client-stream details that go with it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
+import grpc.aio
+from google.protobuf.message import Message
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway._errors import UPLOAD_TOO_LARGE, GatewayError
 
-__all__ = ["CHUNK_BYTES", "capped", "multipart_file", "rechunk"]
+__all__ = ["CHUNK_BYTES", "StatusLog", "capped", "multipart_file", "rechunk", "too_large", "write"]
 
 # What the SDK sends too: big enough to keep per-message overhead low, far under the 64 MiB cap.
 CHUNK_BYTES = 1 << 20
@@ -125,3 +130,41 @@ async def multipart_file(body: AsyncIterator[bytes], content_type: str) -> Async
         raise bad_upload(f"multipart/form-data body has no {FILE_FIELD!r} field")
     if not part.ended:
         raise bad_upload("multipart/form-data body ended before its closing boundary")
+
+
+# ------------------------------------------------------------------ the gRPC client stream
+
+async def write(call: Any, message: Message) -> None:
+    """One message of a client stream; if the service already answered, raises its error instead."""
+    try:
+        await call.write(message)
+    except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+        await call  # the service already answered (it rejected the upload early): raise that
+        raise
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+_CORE_WRITE_FAILURE = "Internal error from Core"
+
+
+class StatusLog:
+    """Every status a streaming call settles with, to recover the one the service sent.
+
+    When the service rejects an upload early while a write is in flight, grpc.aio (1.85) can
+    report the failed write's generic INTERNAL "Internal error from Core" instead of the status the
+    service sent. The call's done callback still sees the service's status when the call first
+    settles, so record every status it reports and prefer the last real one.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self._seen: list[tuple[grpc.StatusCode, str]] = []
+        call.add_done_callback(self._record)
+
+    def _record(self, call: Any) -> None:
+        status = getattr(getattr(call, "_cython_call", None), "_status", None)  # private, hence getattr
+        if status is not None and status.code() in _CODES:
+            self._seen.append((_CODES[status.code()], status.details() or ""))
+
+    def from_service(self) -> tuple[grpc.StatusCode, str] | None:
+        real = [s for s in self._seen if s != (grpc.StatusCode.INTERNAL, _CORE_WRITE_FAILURE)]
+        return real[-1] if real else None

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -17,19 +20,18 @@ import grpc
 import grpc.aio
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from gateway import _openapi
 from gateway._errors import GatewayError, error_body, http_status, status_name
-from gateway._upload import capped, multipart_file, rechunk, too_large
+from gateway._upload import StatusLog, capped, multipart_file, rechunk, too_large, write
 from microlearn.v1 import dataset_pb2, dataset_pb2_grpc
 
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "create_app", "run_gateway"]
@@ -152,99 +154,13 @@ async def _read_json(request: Request, message: Message) -> Message:
     async for piece in capped(request.stream(), MAX_JSON_BODY_BYTES):
         raw += piece
     try:
-        json_format.Parse(bytes(raw or b"{}"), message, ignore_unknown_fields=False)
-    except json_format.ParseError as exc:
+        parsed = json.loads(bytes(raw) or b"{}")
+        if not isinstance(parsed, dict):
+            raise ValueError(f"expected a JSON object, got {type(parsed).__name__}")
+        json_format.ParseDict(parsed, message, ignore_unknown_fields=False)
+    except (ValueError, json_format.ParseError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid JSON body: {exc}") from None
     return message
-
-
-# ------------------------------------------------------------------------- OpenAPI schemas
-
-_SCHEMA_PREFIX = "#/components/schemas/"
-_INT64 = {"type": "string", "format": "int64", "description": "64-bit integer, a decimal string in JSON"}
-_SCALARS: dict[int, dict[str, Any]] = {
-    FieldDescriptor.TYPE_DOUBLE: {"type": "number"}, FieldDescriptor.TYPE_FLOAT: {"type": "number"},
-    FieldDescriptor.TYPE_INT32: {"type": "integer"}, FieldDescriptor.TYPE_SINT32: {"type": "integer"},
-    FieldDescriptor.TYPE_SFIXED32: {"type": "integer"}, FieldDescriptor.TYPE_UINT32: {"type": "integer"},
-    FieldDescriptor.TYPE_FIXED32: {"type": "integer"}, FieldDescriptor.TYPE_INT64: _INT64,
-    FieldDescriptor.TYPE_SINT64: _INT64, FieldDescriptor.TYPE_SFIXED64: _INT64,
-    FieldDescriptor.TYPE_UINT64: _INT64, FieldDescriptor.TYPE_FIXED64: _INT64,
-    FieldDescriptor.TYPE_BOOL: {"type": "boolean"}, FieldDescriptor.TYPE_STRING: {"type": "string"},
-    FieldDescriptor.TYPE_BYTES: {"type": "string", "format": "byte"},
-}
-_WELL_KNOWN: dict[str, dict[str, Any]] = {
-    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
-    "google.protobuf.Value": {},
-}
-
-
-def _value_schema(field: FieldDescriptor, defs: dict[str, Any]) -> dict[str, Any]:
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        return {"type": "string", "enum": [v.name for v in field.enum_type.values]}
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        return message_schema(field.message_type, defs)
-    return dict(_SCALARS[field.type])
-
-
-def message_schema(descriptor: Descriptor, defs: dict[str, Any], *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A `$ref` to the JSON schema of a message's canonical JSON form, adding it (and its parts) to `defs`."""
-    if descriptor.full_name in _WELL_KNOWN:
-        return dict(_WELL_KNOWN[descriptor.full_name])
-    key = descriptor.full_name + ("-" + "-".join(exclude) if exclude else "")
-    if key not in defs:
-        defs[key] = {}  # placeholder, for recursive messages
-        properties = {}
-        for field in descriptor.fields:
-            if field.name in exclude:
-                continue
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                value = _value_schema(field.message_type.fields_by_name["value"], defs)
-                properties[field.name] = {"type": "object", "additionalProperties": value}
-            elif field.is_repeated:
-                properties[field.name] = {"type": "array", "items": _value_schema(field, defs)}
-            else:
-                properties[field.name] = _value_schema(field, defs)
-        defs[key] = {"type": "object", "title": descriptor.name, "properties": properties,
-                     "additionalProperties": False}
-    return {"$ref": _SCHEMA_PREFIX + key}
-
-
-_ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "object", "properties": {
-    "code": {"type": "integer", "description": "The HTTP status."},
-    "status": {"type": "string", "description": "The canonical gRPC code name, e.g. NOT_FOUND."},
-    "message": {"type": "string", "description": "What went wrong, from the service."}}}}}
-_ERROR_REF = {"application/json": {"schema": {"$ref": _SCHEMA_PREFIX + "Error"}}}
-_COMMON_ERRORS = {401: "No or wrong token.", 501: "The service is not implemented yet.",
-                  503: "The gRPC service is unreachable."}
-
-
-def _responses(message: type[Message], *, errors: dict[int, str] | None = None) -> dict[int | str, Any]:
-    """OpenAPI `responses` for a route answering with `message` (schema filled in by `_openapi`)."""
-    ref = {"$ref": _SCHEMA_PREFIX + message.DESCRIPTOR.full_name}
-    responses: dict[int | str, Any] = {200: {"description": f"`{message.DESCRIPTOR.full_name}` as JSON.",
-                                             "content": {"application/json": {"schema": ref}}}}
-    for code, text in {**(errors or {}), **_COMMON_ERRORS}.items():
-        responses[code] = {"description": text, "content": _ERROR_REF}
-    return responses
-
-
-_DOCUMENTED = (dataset_pb2.UploadDatasetResponse, dataset_pb2.GetDatasetResponse, dataset_pb2.ListDatasetsResponse,
-               dataset_pb2.ListDatasetVersionsResponse, dataset_pb2.SampleDatasetRowsResponse,
-               dataset_pb2.DeleteDatasetResponse, dataset_pb2.PrepareDatasetResponse)
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                             routes=app.routes, tags=app.openapi_tags)
-        defs = schema.setdefault("components", {}).setdefault("schemas", {})
-        for message in _DOCUMENTED:
-            message_schema(message.DESCRIPTOR, defs)
-        message_schema(dataset_pb2.PrepareDatasetRequest.DESCRIPTOR, defs, exclude=("name",))
-        defs["Error"] = _ERROR_SCHEMA
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 # --------------------------------------------------------------------------------- routes
@@ -254,10 +170,9 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 _REF_DOC = "The dataset: an id, `datasets/{id}` (URL-encode the slash or not), `NAME` (latest) or `NAME@VERSION`."
 _NOT_FOUND = {404: "No such dataset."}
 Ref = Annotated[str, Path(description=_REF_DOC)]
-_INVALID = {400: "Invalid argument; the message says which."}
 
 
-@router.get("", summary="List dataset versions", responses=_responses(dataset_pb2.ListDatasetsResponse, errors=_INVALID))
+@router.get("", summary="List dataset versions", responses=_openapi.responses(dataset_pb2.ListDatasetsResponse))
 async def list_datasets(
     request: Request, auth: Auth,
     page_size: Annotated[int, Query(description="Results per page (1-1000; 0 means 50).")] = 0,
@@ -275,8 +190,8 @@ async def list_datasets(
 
 @router.post(
     "", summary="Upload a dataset",
-    responses=_responses(dataset_pb2.UploadDatasetResponse, errors={
-        **_INVALID, 413: "Over the gateway's or the server's upload limits (size, decompressed size, columns)."}),
+    responses=_openapi.responses(dataset_pb2.UploadDatasetResponse, errors={
+        413: "Over the gateway's or the server's upload limits (size, decompressed size, columns)."}),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         "text/csv": {"schema": {"type": "string"}},
@@ -320,33 +235,25 @@ async def _upload(request: Request, auth: Metadata, metadata: dataset_pb2.Upload
         chunks = rechunk(body)
         metadata.expected_size_bytes = length or 0
     call = backend(request).datasets.UploadDataset(metadata=auth)
+    statuses = StatusLog(call)
     try:
-        await _write(call, dataset_pb2.UploadDatasetRequest(metadata=metadata))
+        await write(call, dataset_pb2.UploadDatasetRequest(metadata=metadata))
         async for chunk in chunks:
-            await _write(call, dataset_pb2.UploadDatasetRequest(chunk=chunk))
+            await write(call, dataset_pb2.UploadDatasetRequest(chunk=chunk))
         await call.done_writing()
         response = await finish(request, call)
     except ClientDisconnect:
         raise _ClientGone() from None
     except grpc.aio.AioRpcError as exc:
-        raise GatewayError(exc.code(), exc.details() or "", http=http_status(exc.code(), upload=True)) from None
+        code, details = statuses.from_service() or (exc.code(), exc.details() or "")
+        raise GatewayError(code, details, http=http_status(code, upload=True)) from None
     finally:
         call.cancel()  # a no-op once the call is done; stops the service spooling a half upload
     return render(response)
 
 
-async def _write(call: Any, message: dataset_pb2.UploadDatasetRequest) -> None:
-    try:
-        await call.write(message)
-    except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
-        # The service already answered (an early rejection). A write racing that answer fails
-        # with a generic INTERNAL "Internal error from Core"; the call's own outcome is the real one.
-        await call
-        raise
-
-
 @router.get("/{ref:dataset_ref}/versions", summary="List the versions of a dataset name",
-            responses=_responses(dataset_pb2.ListDatasetVersionsResponse, errors=_INVALID))
+            responses=_openapi.responses(dataset_pb2.ListDatasetVersionsResponse))
 async def list_dataset_versions(
     request: Request, auth: Auth,
     ref: Annotated[str, Path(description="The dataset name (display name) whose versions to list.")],
@@ -360,11 +267,11 @@ async def list_dataset_versions(
 
 
 @router.get("/{ref:dataset_ref}/rows", summary="Sample rows of a dataset",
-            responses=_responses(dataset_pb2.SampleDatasetRowsResponse, errors={**_INVALID, **_NOT_FOUND}))
+            responses=_openapi.responses(dataset_pb2.SampleDatasetRowsResponse, errors=_NOT_FOUND))
 async def sample_dataset_rows(
     request: Request, auth: Auth, ref: Ref,
     row_count: Annotated[int, Query(description="How many rows (1-10,000; 0 means 10).")] = 0,
-    mode: Annotated[Literal["head", "random"], Query(description="The first rows, or a uniform random sample.")] = "head",
+    mode: Annotated[Literal["head", "random"], Query(description="The first rows, or a uniform sample.")] = "head",
     seed: Annotated[int, Query(description="Seed for `random`, for a repeatable sample.")] = 0,
     columns: Annotated[str, Query(description="Comma-separated column names (all when empty).")] = "",
 ) -> JSONResponse:
@@ -377,9 +284,9 @@ async def sample_dataset_rows(
 
 @router.post(
     "/{ref:dataset_ref}:prepare", summary="Prepare a dataset with a recipe",
-    responses=_responses(dataset_pb2.PrepareDatasetResponse, errors={**_INVALID, **_NOT_FOUND}),
+    responses=_openapi.responses(dataset_pb2.PrepareDatasetResponse, errors=_NOT_FOUND),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "$ref": _SCHEMA_PREFIX + "microlearn.v1.PrepareDatasetRequest-name"}}}}},
+        "$ref": _openapi.SCHEMA_PREFIX + "microlearn.v1.PrepareDatasetRequest-name"}}}}},
 )
 async def prepare_dataset(request: Request, auth: Auth, ref: Ref) -> JSONResponse:
     """Applies a recipe (YAML or JSON text in `recipe`: `{steps: [...]}` with drop_columns,
@@ -399,15 +306,15 @@ async def prepare_dataset(request: Request, auth: Auth, ref: Ref) -> JSONRespons
 @router.get("/{ref:dataset_ref}", summary="Get a dataset version with its profile",
             description="One dataset version with its full profile (column types, statistics, target "
                         "suggestions). " + _REF_DOC,
-            responses=_responses(dataset_pb2.GetDatasetResponse, errors=_NOT_FOUND))
+            responses=_openapi.responses(dataset_pb2.GetDatasetResponse, errors=_NOT_FOUND))
 async def get_dataset(request: Request, auth: Auth, ref: Ref) -> JSONResponse:
     call = backend(request).datasets.GetDataset(dataset_pb2.GetDatasetRequest(name=ref), metadata=auth)
     return render(await finish(request, call))
 
 
 @router.delete("/{ref:dataset_ref}", summary="Delete a dataset version",
-               responses=_responses(dataset_pb2.DeleteDatasetResponse, errors={
-                   **_INVALID, **_NOT_FOUND, 409: "Still referenced (by a derived dataset, a job, a model)."}))
+               responses=_openapi.responses(dataset_pb2.DeleteDatasetResponse, errors={
+                   **_NOT_FOUND, 409: "Still referenced (by a derived dataset, a job, a model)."}))
 async def delete_dataset(
     request: Request, auth: Auth, ref: Ref,
     force: Annotated[bool, Query(description="Delete even while referenced (references dangle).")] = False,
@@ -418,6 +325,10 @@ async def delete_dataset(
                                                    metadata=auth)
     return render(await finish(request, call))
 
+
+_DOCUMENTED = (dataset_pb2.UploadDatasetResponse, dataset_pb2.GetDatasetResponse, dataset_pb2.ListDatasetsResponse,
+               dataset_pb2.ListDatasetVersionsResponse, dataset_pb2.SampleDatasetRowsResponse,
+               dataset_pb2.DeleteDatasetResponse, dataset_pb2.PrepareDatasetResponse)
 
 health_router = APIRouter(tags=["health"])
 
@@ -468,7 +379,14 @@ def create_app(channel_factory: ChannelFactory, *, max_upload_bytes: int = DEFAU
     app.state.max_upload_bytes = max_upload_bytes
     app.include_router(router)
     app.include_router(health_router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _openapi.build_openapi(
+                app, _DOCUMENTED, bodies=((dataset_pb2.PrepareDatasetRequest, ("name",)),))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def on_rpc_error(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
@@ -491,6 +409,10 @@ def create_app(channel_factory: ChannelFactory, *, max_upload_bytes: int = DEFAU
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, status_name(exc.status_code), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_bug(_: Request, __: Exception) -> JSONResponse:  # logged by the server; details stay there
+        return _error(500, "INTERNAL", "internal error in the gateway")
 
     return app
 
@@ -522,5 +444,14 @@ def run_gateway(grpc_address: str, host: str = "127.0.0.1", port: int = 8080, *,
     app = create_app(lambda: grpc_channel(grpc_address, insecure=insecure_grpc), max_upload_bytes=max_upload_bytes)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
                             lifespan="on", proxy_headers=False, server_header=False)
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled gracefully
-        _Server(config).run()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the previous
+    # handler; make SIGTERM (what `microlearn up` sends its children) a KeyboardInterrupt too, so
+    # either one ends here with a normal return instead of killing the process.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            _Server(config).run()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

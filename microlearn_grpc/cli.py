@@ -36,16 +36,16 @@ def up(
     data_dir: Path = typer.Option(Path(".microlearn"), "--data-dir", envvar="MICROLEARN_DATA_DIR",
                                   help="Where the embedded PostgreSQL/Redis data, artifacts and logs live."),
     grpc_port: int = typer.Option(50051, "--grpc-port", help="gRPC port; 0 picks a free one."),
-    http_port: int = typer.Option(8080, "--http-port", help="REST gateway port (used once the gateway lands); 0 picks a free one."),
+    http_port: int = typer.Option(8080, "--http-port", help="REST gateway port; 0 picks a free one."),
     host: str = typer.Option("127.0.0.1", "--host", envvar="MICROLEARN_GRPC_HOST", help="Address to bind."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Number of worker processes."),
     insecure_local: bool = typer.Option(False, "--insecure-local",
                                         help="Serve without a token (only allowed on a loopback address)."),
 ) -> None:
     """Start the whole platform: embedded PostgreSQL + Redis (unless MICROLEARN_DATABASE_URL /
-    MICROLEARN_REDIS_URL point elsewhere), the gRPC services and the workers.
+    MICROLEARN_REDIS_URL point elsewhere), the gRPC services, the workers and the REST gateway.
 
-    Prints `grpc: HOST:PORT`, `token: TOKEN` and `ready`; Ctrl-C stops everything cleanly. A second
+    Prints `grpc: HOST:PORT`, `http: URL`, `token: TOKEN` and `ready`; Ctrl-C stops everything cleanly. A second
     `up` with the same --data-dir finds the data (and token) of the first.
 
     Example: microlearn up --data-dir ~/.microlearn --grpc-port 0
@@ -118,6 +118,31 @@ def worker(
         _fail(str(exc))
     run_worker(WorkerSettings, redis_settings=redis_settings(settings.redis_url), max_jobs=settings.worker_concurrency,
                burst=burst)
+
+
+@app.command()
+def gateway(
+    grpc_address: Optional[str] = typer.Option(None, "--grpc-address", envvar="MICROLEARN_ADDRESS",
+                                               help="The gRPC server to translate to (default 127.0.0.1:50051)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind the HTTP server to."),
+    port: Optional[int] = typer.Option(None, "--port", help="HTTP port (default MICROLEARN_HTTP_PORT or 8080; 0 = free)."),
+) -> None:
+    """Run the REST gateway: JSON over HTTP in front of the gRPC services, OpenAPI docs at /docs.
+
+    Callers send the same bearer token as gRPC clients (`Authorization: Bearer TOKEN`); the gRPC
+    server checks it. `/healthz` needs no token.
+
+    Example: microlearn gateway --grpc-address 127.0.0.1:50051 --port 8080
+    """
+    from gateway.app import run_gateway
+    from microlearn_grpc.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(http_port=port)
+    except ConfigError as exc:
+        _fail(str(exc))
+    run_gateway(grpc_address or "127.0.0.1:50051", host, settings.http_port,
+                max_upload_bytes=settings.max_upload_bytes)
 
 
 def _mount_client_commands() -> None:

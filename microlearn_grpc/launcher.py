@@ -83,6 +83,21 @@ def _wait_grpc(address: str, token: str | None, proc: subprocess.Popen, log: Pat
     raise LaunchError(f"the gRPC server did not become healthy within {timeout:.0f}s; see {log}")
 
 
+def _wait_http(host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LaunchError(f"the REST gateway exited with code {proc.returncode}; see {log}:\n{_tail(log)}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.1)
+    raise LaunchError(f"the REST gateway did not become healthy within {timeout:.0f}s; see {log}")
+
+
 async def _ping_worker(redis_url: str, timeout: float) -> dict:
     from arq import create_pool
 
@@ -186,6 +201,10 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
         for index in range(workers):
             children.spawn(f"worker-{index + 1}", ["worker"])
         _wait_grpc(f"{host}:{port}", token, server, server_log)
+        http = free_port(host) if http_port == 0 else http_port
+        gateway, gateway_log = children.spawn("gateway", ["gateway", "--grpc-address", f"{host}:{port}",
+                                                          "--host", host, "--port", str(http)])
+        _wait_http(host, http, gateway, gateway_log)
         try:
             info = asyncio.run(_ping_worker(redis_url, timeout=60))
         except Exception as exc:  # noqa: BLE001
@@ -195,6 +214,7 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
         _say(f"worker: {workers} process(es), e.g. {info['worker_id']}")
         _say(f"logs: {data_dir / 'logs'}")
         _say(f"grpc: {host}:{port}")
+        _say(f"http: http://{host}:{http} (REST; OpenAPI docs at /docs)")
         _say(f"token: {token}" if token else "token: none (insecure-local)")
         _say(f"started in {time.monotonic() - started:.1f}s")
         _say("ready")

@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 
 from gateway import _errors
 from gateway._upload import multipart_file, rechunk
-from gateway.app import backend, create_app, forwarded_auth
+from gateway.app import backend, create_app, finish, forwarded_auth
 from tests.conftest import TOKEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -30,8 +30,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
+SPECIES = ["setosa", "versicolor", "virginica"]
 IRIS_LIKE = b"sepal_length,sepal_width,petal_length,species\n" + b"".join(
-    f"{5 + (i % 7) * 0.1:.1f},{3 + (i % 5) * 0.1:.1f},{1 + (i % 11) * 0.3:.1f},{['setosa', 'versicolor', 'virginica'][i % 3]}\n".encode()
+    f"{5 + (i % 7) * 0.1:.1f},{3 + (i % 5) * 0.1:.1f},{1 + (i % 11) * 0.3:.1f},{SPECIES[i % 3]}\n".encode()
     for i in range(150))
 
 
@@ -41,7 +42,8 @@ def anyio_backend() -> str:
 
 
 @contextlib.asynccontextmanager
-async def gateway(address: str, *, headers: dict[str, str] | None = AUTH, **options) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(address: str, *, headers: dict[str, str] | None = AUTH,
+                  **options) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(lambda: grpc.aio.insecure_channel(address), **options)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway",
@@ -179,6 +181,8 @@ async def test_prepare_rejects_bad_recipes_and_bodies(gw, unique_name):
     not_json = await gw.post(f"/v1/datasets/{unique_name}:prepare", content=b"steps: [",
                              headers={"Content-Type": "application/json"})
     assert_error(not_json, 400, "INVALID_ARGUMENT", "invalid JSON body")
+    a_list = await gw.post(f"/v1/datasets/{unique_name}:prepare", json=[{"recipe": "steps: []"}])
+    assert_error(a_list, 400, "INVALID_ARGUMENT", "JSON object")
     other = await gw.post(f"/v1/datasets/{unique_name}:prepare", json={"name": "elsewhere", "recipe": "steps: []"})
     assert_error(other, 400, "INVALID_ARGUMENT", "elsewhere")
 
@@ -280,11 +284,53 @@ async def test_openapi_documents_the_routes(gw):
 
 # ------------------------------------------------------------------- streaming internals
 
+def asgi_scope(method: str, path: str, query: str = "", *, content_type: bytes = b"") -> dict:
+    headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
+    if content_type:
+        headers.append((b"content-type", content_type))
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query.encode(),
+            "client": ("127.0.0.1", 9), "server": ("gateway", 80), "headers": headers}
+
+
+async def test_disconnect_while_waiting_for_the_service_cancels_the_call():
+    app = create_app(lambda: grpc.aio.insecure_channel("127.0.0.1:1"))
+    cancelled = []
+
+    class PendingCall:  # stands for a slow RPC: never answers unless cancelled
+        def __init__(self) -> None:
+            self.future = asyncio.get_running_loop().create_future()
+
+        def cancel(self) -> None:
+            cancelled.append(True)
+            self.future.cancel()
+
+        def __await__(self):
+            return self.future.__await__()
+
+    async def slow(request: Request):
+        return await finish(request, PendingCall())
+
+    app.add_api_route("/slow", slow)
+    messages = iter([{"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    await app(asgi_scope("GET", "/slow"), receive, send)
+    assert cancelled == [True] and sent[0]["status"] == 499
+
+
 async def test_client_disconnect_cancels_the_upload(platform, gw, unique_name):
     uploads = Path(platform.settings.data_dir).resolve() / "work" / "uploads"
     app = create_app(lambda: grpc.aio.insecure_channel(platform.address))
     first_chunk = IRIS_LIKE + b"".join(f"1,2,3,row{i}\n".encode() for i in range(200_000))  # > 1 MiB
     calls = 0
+    was_spooling: list[bool] = []
 
     def spooling() -> bool:
         return uploads.exists() and any(uploads.iterdir())
@@ -298,6 +344,7 @@ async def test_client_disconnect_cancels_the_upload(platform, gw, unique_name):
             if spooling():
                 break
             await asyncio.sleep(0.05)
+        was_spooling.append(spooling())
         return {"type": "http.disconnect"}
 
     sent = []
@@ -305,13 +352,10 @@ async def test_client_disconnect_cancels_the_upload(platform, gw, unique_name):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/v1/datasets", "raw_path": b"/v1/datasets", "root_path": "",
-             "query_string": f"display_name={unique_name}".encode(), "client": ("127.0.0.1", 9), "server": ("gw", 80),
-             "headers": [(b"authorization", f"Bearer {TOKEN}".encode()), (b"content-type", b"text/csv")]}
+    scope = asgi_scope("POST", "/v1/datasets", f"display_name={unique_name}", content_type=b"text/csv")
     async with app.router.lifespan_context(app):
         await app(scope, receive, send)
-    assert sent[0]["status"] == 499
+    assert was_spooling == [True] and sent[0]["status"] == 499
     for _ in range(200):  # the cancelled call discards its spool
         if not spooling():
             break
@@ -349,7 +393,7 @@ def test_gateway_imports_nothing_heavy():
 
 # ------------------------------------------------------------------------ a real socket
 
-def test_run_gateway_serves_http_on_a_real_socket(platform):
+def test_run_gateway_serves_http_on_a_real_socket(platform, unique_name):
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "--grpc-address", platform.address, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -372,8 +416,11 @@ def test_run_gateway_serves_http_on_a_real_socket(platform):
         listed = httpx.get(f"{base}/v1/datasets", params={"page_size": 1}, headers=AUTH, timeout=30)
         assert listed.status_code == 200 and "total_size" in listed.json()
         assert httpx.get(f"{base}/v1/datasets", timeout=30).status_code == 401
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
+        uploaded = httpx.post(f"{base}/v1/datasets", params={"display_name": unique_name}, headers=AUTH, timeout=60,
+                              files={"file": ("iris.csv", IRIS_LIKE, "text/csv")})
+        assert uploaded.status_code == 200 and uploaded.json()["dataset"]["row_count"] == "150", uploaded.text
+        proc.send_signal(signal.SIGTERM)  # what `microlearn up` sends its children
+        assert proc.wait(30) == 0, "".join(output)
     finally:
         if proc.poll() is None:
             proc.kill()

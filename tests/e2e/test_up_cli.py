@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 
 class Up:
     def __init__(self, data_dir: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen([*MICROLEARN, "up", "--data-dir", str(data_dir), "--grpc-port", "0", *extra],
+        self.proc = subprocess.Popen([*MICROLEARN, "up", "--data-dir", str(data_dir), "--grpc-port", "0",
+                                      "--http-port", "0", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -83,6 +84,12 @@ def test_up_cli_restart(tmp_path):
         assert prepared.returncode == 0, prepared.stderr
         denied = cli({**env, "MICROLEARN_TOKEN": "wrong"}, "datasets", "list")
         assert denied.returncode == 1 and "UNAUTHENTICATED" in denied.stderr
+        import urllib.request
+
+        base = up.value("http:").split()[0]
+        request = urllib.request.Request(f"{base}/v1/datasets/customers", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.loads(response.read())["dataset"]["display_name"] == "customers"
     finally:
         code = up.interrupt()
     assert code == 0, "\n".join(up.lines)
