@@ -25,6 +25,7 @@ from _platform import Platform, peak_rss_bytes  # noqa: E402
 def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
     import numpy as np
     import pyarrow as pa
+    import psutil
     import pyarrow.csv as pacsv
 
     rng = np.random.default_rng(seed)
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     args = parser.parse_args()
 
+    import psutil
     import pyarrow.csv as pacsv
 
     from microlearn import Client
@@ -94,10 +96,14 @@ def main() -> None:
         try:
             server_pid = platform.server_pid()
             rss_before = peak_rss_bytes(server_pid)
+            server_cpu = psutil.Process(server_pid).cpu_times()
+            client_cpu = psutil.Process().cpu_times()
             with Client(platform.address, platform.token, timeout=3600) as client:
                 t0 = time.perf_counter()
                 result = client.upload_dataset(csv, name="bench")
                 elapsed = time.perf_counter() - t0
+            server_cpu = sum(psutil.Process(server_pid).cpu_times()[:2]) - sum(server_cpu[:2])
+            client_cpu = sum(psutil.Process().cpu_times()[:2]) - sum(client_cpu[:2])
             peak = peak_rss_bytes(server_pid)
             assert result.dataset.row_count == args.rows, result.dataset.row_count
             phases = [line.split(": ", 1)[-1] for line in (tmp / "ml" / "logs" / "server.log").read_text().splitlines()
@@ -113,6 +119,8 @@ def main() -> None:
     print(f"| MicroLearn upload + validate + Parquet + profile (gRPC, end to end) | {elapsed:.1f} | {ours:,.0f} | "
           f"{ours / theirs:.0%} of baseline |")
     print(f"| server phases | | | {'; '.join(phases)} |")
+    print(f"| CPU time | | | server {server_cpu:.1f} s, client (SDK) {client_cpu:.1f} s, over {elapsed:.1f} s on "
+          f"{psutil.cpu_count()} cores |")
     print(f"| server peak RSS | | | {peak / 1e6:,.0f} MB = {peak / size:.1%} of the file "
           f"(idle before upload: {rss_before / 1e6:,.0f} MB) |")
 

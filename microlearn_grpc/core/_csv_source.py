@@ -19,8 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +29,7 @@ import pyarrow.csv as pacsv
 
 from microlearn_grpc.core._columns import STRING_HINTS, HintApplier, validate_columns
 from microlearn_grpc.core._ingest_base import IngestError, IngestLimits, MiB, Restart, SourceFormat, human_bytes
+from microlearn_grpc.core._tail import read_up_to
 from microlearn_grpc.core._text_scan import TextStats, scan_file
 
 BLOCK_SIZE = 1 * MiB
@@ -36,12 +38,12 @@ _HEADER_MAX = 16 * MiB
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (.+?): invalid value '(.*)'", re.S)
 
 
-def read_header(path: Path) -> list[str]:
+def read_header(path: Path, opener: Callable[[], BinaryIO] | None = None) -> list[str]:
     """The column names, read with the `csv` module (quotes, embedded commas) from the first record."""
     size = 64 * 1024
     while True:
-        with open(path, "rb") as f:
-            raw = f.read(size + 1)
+        with (opener() if opener else open(path, "rb")) as f:
+            raw = read_up_to(f, size + 1)
         complete = len(raw) <= size
         header = _first_record(raw[:size], complete)
         if header is not None:
@@ -83,10 +85,14 @@ class CsvSource:
 
     no_rows_message = "the file has a header but no data rows"
 
-    def __init__(self, path: Path, stats: TextStats | None, hints: dict[str, str], limits: IngestLimits) -> None:
+    def __init__(self, path: Path, stats: TextStats | None, hints: dict[str, str], limits: IngestLimits,
+                 opener: Callable[[], BinaryIO] | None = None) -> None:
         self.path = Path(path)
+        # `opener` reads a file still being uploaded (see _tail.py); errors are located in the
+        # part already on disk, which always holds the failing row.
+        self._opener = opener
         self.stats = stats if stats is not None else scan_file(self.path, SourceFormat.CSV)
-        self.names = read_header(self.path)
+        self.names = read_header(self.path, opener)
         validate_columns(self.names, hints, limits, where=" in the header row")
         if len(self.names) == 1 and (";" in self.names[0] or "\t" in self.names[0]):
             separator = "semicolons" if ";" in self.names[0] else "tabs"
@@ -107,7 +113,7 @@ class CsvSource:
     def _open(self, column_types: dict[str, pa.DataType]) -> pacsv.CSVStreamingReader:
         self._bad_row = None
         return pacsv.open_csv(
-            self.path,
+            self._opener() if self._opener is not None else self.path,
             read_options=pacsv.ReadOptions(block_size=self._block_size, use_threads=True),
             parse_options=pacsv.ParseOptions(newlines_in_values=self.stats.quoted_newlines,
                                              invalid_row_handler=self._on_invalid_row),

@@ -119,6 +119,10 @@ class TextScanner:
         self._open_at: tuple[int, int] = (0, 0)  # (offset, line) of the quote that opened the current field
         self._quoted_newlines = False
 
+    @property
+    def quoted_newlines(self) -> bool:
+        return self._quoted_newlines
+
     def feed(self, data: bytes) -> None:
         if not data:
             return

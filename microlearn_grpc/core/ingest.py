@@ -32,6 +32,7 @@ from microlearn_grpc.core._csv_source import CsvSource
 from microlearn_grpc.core._decompress import decompress_into
 from microlearn_grpc.core._ingest_base import IngestError, IngestLimits, MiB, Restart, SourceFormat, human_bytes
 from microlearn_grpc.core._other_sources import JsonlSource, ParquetSource
+from microlearn_grpc.core._tail import TailReader, UploadAborted, _Progress
 from microlearn_grpc.core._text_scan import TextScanner, TextStats, sniff
 from microlearn_grpc.core.profile import StreamingProfiler
 
@@ -39,6 +40,8 @@ __all__ = [
     "ConvertedTable",
     "IngestError",
     "IngestLimits",
+    "LiveUpload",
+    "UploadAborted",
     "SourceFormat",
     "SpooledUpload",
     "TextStats",
@@ -83,8 +86,9 @@ class _ContentWriter:
     """
 
     def __init__(self, path: Path, fmt: SourceFormat | None, declared: SourceFormat | None, *,
-                 hashing: bool = True) -> None:
+                 hashing: bool = True, progress: _Progress | None = None) -> None:
         self.path = path
+        self.progress = progress  # tells TailReaders what is checked and on disk
         self.format = fmt
         self._declared = declared
         self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()/abort()
@@ -128,15 +132,27 @@ class _ContentWriter:
             self._sha.update(data)
         self.size += len(data)
         self._file.write(data)
+        if self.progress is not None:
+            self._file.flush()
+            self.progress.advance(len(data))
 
     def close(self) -> TextStats | None:
         if self.format is None:
             self._start(sniff(bytes(self._buffer[:64 * 1024]), self._declared, final=True, inner=True)[0])
         self._flush()
         self._file.close()
-        return self._scanner.finish() if self._scanner is not None else None
+        stats = self._scanner.finish() if self._scanner is not None else None
+        if self.progress is not None:
+            self.progress.finish()
+        return stats
+
+    @property
+    def quoted_newlines_so_far(self) -> bool:
+        return self._scanner is not None and self._scanner.quoted_newlines
 
     def abort(self) -> None:
+        if self.progress is not None:
+            self.progress.abort()
         self._file.close()
 
     @property
@@ -220,7 +236,8 @@ class UploadSpool:
         self._started = True
         self._compression = compression
         if compression is None:  # the content is the raw bytes: write() already hashes them
-            self._content = _ContentWriter(self._temp(".part"), fmt, self._declared, hashing=False)
+            progress = _Progress() if fmt is SourceFormat.CSV else None
+            self._content = _ContentWriter(self._temp(".part"), fmt, self._declared, hashing=False, progress=progress)
         else:
             self._raw = open(self._temp(f".{compression}.part"), "wb")  # noqa: SIM115 - closed in finish/discard
 
@@ -255,6 +272,19 @@ class UploadSpool:
                                      compression=self._compression, text_stats=stats)
         return self._result
 
+    def live_source(self) -> LiveUpload | None:
+        """The content as it arrives, for converting while the upload streams: uncompressed CSV
+        only, once its format is known (None otherwise: convert after `finish`)."""
+        if self._content is None or self._content.progress is None or self._discarded:
+            return None
+        return LiveUpload(path=self._content.path, progress=self._content.progress)
+
+    @property
+    def quoted_newlines_so_far(self) -> bool:
+        """Whether a quoted field with a line break was seen in the bytes checked so far (a live
+        conversion assumes none; if one shows up, convert again after `finish`)."""
+        return self._content is not None and self._content.quoted_newlines_so_far
+
     def discard(self) -> None:
         """Close and delete every temp file this spool made. Safe to call more than once."""
         self._discarded = True
@@ -266,7 +296,22 @@ class UploadSpool:
             path.unlink(missing_ok=True)
 
 
-def _open_source(src: SpooledUpload, hints: dict[str, str], limits: IngestLimits):
+@dataclass
+class LiveUpload:
+    """An uncompressed CSV upload still arriving; `convert_to_parquet` reads it through TailReaders,
+    assuming no quoted line breaks (checked by the caller once the spool finished)."""
+
+    path: Path
+    progress: _Progress
+    format: SourceFormat = SourceFormat.CSV
+
+    def open(self) -> TailReader:
+        return TailReader(self.path, self.progress)
+
+
+def _open_source(src: SpooledUpload | LiveUpload, hints: dict[str, str], limits: IngestLimits):
+    if isinstance(src, LiveUpload):
+        return CsvSource(src.path, TextStats(line_count=0, quoted_newlines=False), hints, limits, opener=src.open)
     if src.format is SourceFormat.CSV:
         return CsvSource(src.path, src.text_stats, hints, limits)
     if src.format is SourceFormat.JSONL:
@@ -274,7 +319,7 @@ def _open_source(src: SpooledUpload, hints: dict[str, str], limits: IngestLimits
     return ParquetSource(src.path, hints, limits)
 
 
-def convert_to_parquet(src: SpooledUpload, dst: Path, *, column_hints: dict[str, str] | None = None,
+def convert_to_parquet(src: SpooledUpload | LiveUpload, dst: Path, *, column_hints: dict[str, str] | None = None,
                        limits: IngestLimits = IngestLimits()) -> ConvertedTable:
     """Read `src` streaming, write it to `dst` as zstd Parquet (atomically: temp name, then rename),
     profile it on the way, and return what was written. Header and hint problems are reported

@@ -130,6 +130,24 @@ async def _blocking(fn: Callable[..., T], *args: Any) -> T:
         raise
 
 
+async def _settle(future: asyncio.Future, *, quiet: bool = False) -> Any:
+    """Await a thread's future even through cancellation of the caller, so no thread outlives the
+    request that started it (it writes files the request's cleanup removes)."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled = True
+        except BaseException:  # noqa: BLE001 - read from the future below
+            pass
+    if quiet:
+        return None
+    if cancelled:
+        raise asyncio.CancelledError()
+    return future.result()
+
+
 class DatasetService:
     def __init__(self, repo: DatasetRepository, pool: asyncpg.Pool, artifacts: ArtifactStore, *, work_dir: Path,
                  limits: ingest.IngestLimits, max_concurrent_uploads: int = 4) -> None:
@@ -245,12 +263,22 @@ class DatasetService:
         upload_dir.mkdir(parents=True, exist_ok=True)
         spool = ingest.UploadSpool(upload_dir, declared, self._limits)
         parquet = upload_dir / f"{uuid.uuid4().hex}.parquet"
+        live: asyncio.Future | None = None  # conversion running while the bytes still arrive
+        holds_slot = False
         started = time.perf_counter()
         try:
             received = 0
             async for chunk in chunks:
                 received += len(chunk)
                 await _blocking(spool.write, chunk)
+                if live is None:
+                    source = spool.live_source()
+                    if source is not None and not self._convert_slots.locked():
+                        await self._convert_slots.acquire()
+                        holds_slot = True
+                        live = asyncio.get_running_loop().run_in_executor(None, self._convert, source, parquet, hints)
+                elif live.done() and not spool.quoted_newlines_so_far and isinstance(live.exception(), ingest.IngestError):
+                    raise live.exception()  # a real problem in the rows read so far: reject now, not after the rest
             if request.expected_size_bytes and received != request.expected_size_bytes:
                 raise errors.InvalidArgument(
                     f"upload cut off: received {received} of the {request.expected_size_bytes} bytes announced in "
@@ -263,9 +291,22 @@ class DatasetService:
             latest = await self._repo.get_version(request.display_name, None, with_profile=True)
             if latest is not None and latest.source_sha256 == spooled.sha256 and latest.column_hints == hints:
                 return latest, True
-            async with self._convert_slots:
-                table = await _blocking(lambda: ingest.convert_to_parquet(spooled, parquet, column_hints=hints,
-                                                                          limits=self._limits))
+            table = None
+            if live is not None:
+                # The live conversion assumed no line breaks inside quoted fields; if the file has
+                # some, its result (or error) does not count and the file is converted again.
+                try:
+                    table = await _settle(live)
+                except ingest.IngestError:
+                    if not spooled.text_stats.quoted_newlines:
+                        raise
+                if spooled.text_stats.quoted_newlines:
+                    table = None
+            if table is None:
+                async with contextlib.AsyncExitStack() as stack:
+                    if not holds_slot:
+                        await stack.enter_async_context(self._convert_slots)
+                    table = await _blocking(self._convert, spooled, parquet, hints)
             spool.discard()  # free the disk before the artifact copy
             converted_at = time.perf_counter()
             new = NewDataset(
@@ -276,15 +317,24 @@ class DatasetService:
                 column_hints=hints, description=request.description, labels=dict(request.labels))
             record = await self._store(new, parquet)
             done = time.perf_counter()
-            log.info("upload %s@%d: %d bytes received+checked in %.2fs, converted+profiled in %.2fs, stored in %.2fs",
-                     record.display_name, record.version, received, spooled_at - started, converted_at - spooled_at,
+            log.info("upload %s@%d: %d bytes received+checked in %.2fs (%s), then converted+profiled in %.2fs, "
+                     "stored in %.2fs", record.display_name, record.version, received, spooled_at - started,
+                     "converting meanwhile" if live is not None else "converted after", converted_at - spooled_at,
                      done - converted_at)
             return record, False
         except ingest.IngestError as exc:
             raise (errors.ResourceExhausted if exc.kind == "limit" else errors.InvalidArgument)(str(exc)) from None
         finally:
-            spool.discard()
+            spool.discard()  # also stops a live conversion still waiting for bytes
+            if live is not None:
+                await _settle(live, quiet=True)
+            if holds_slot:
+                self._convert_slots.release()
             parquet.unlink(missing_ok=True)
+
+    def _convert(self, source: ingest.SpooledUpload | ingest.LiveUpload, parquet: Path,
+                 hints: dict[str, str]) -> ingest.ConvertedTable:
+        return ingest.convert_to_parquet(source, parquet, column_hints=hints, limits=self._limits)
 
     def _check_hints(self, hints: dict[str, str]) -> dict[str, str]:
         for column, kind in hints.items():
