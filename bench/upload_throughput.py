@@ -25,7 +25,6 @@ from _platform import Platform, peak_rss_bytes  # noqa: E402
 def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
     import numpy as np
     import pyarrow as pa
-    import psutil
     import pyarrow.csv as pacsv
 
     rng = np.random.default_rng(seed)
