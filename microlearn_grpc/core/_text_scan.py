@@ -43,8 +43,9 @@ _OK_AFTER_CLOSE = np.array([_COMMA, _LF, _CR, _QUOTE], dtype=np.int16)
 # Lookup tables instead of np.isin (a sort per call): index = byte + 1, so -1 (start) is index 0.
 _OPEN_OK = np.zeros(257, dtype=bool)
 _OPEN_OK[_OK_BEFORE_OPEN + 1] = True
-_CLOSE_OK = np.zeros(257, dtype=bool)
-_CLOSE_OK[_OK_AFTER_CLOSE + 1] = True
+_OPEN_OK_BYTE = _OPEN_OK[1:].copy()  # the same tables indexed by a byte value 0-255
+_CLOSE_OK_BYTE = np.zeros(256, dtype=bool)
+_CLOSE_OK_BYTE[_OK_AFTER_CLOSE] = True
 
 
 def sniff(head: bytes, declared: SourceFormat | None, *, final: bool, inner: bool = False
@@ -180,38 +181,42 @@ class TextScanner:
                                      "save it as UTF-8 and upload it again")
 
     def _check_quotes(self, data: bytes) -> None:
-        arr = np.frombuffer(data, dtype=np.uint8)
+        # Vectorized over the quote positions of the chunk; the quotes alternate open/close, so
+        # the openings are every other quote (a view, no masks). This runs on every uploaded
+        # byte, so it avoids temporaries the size of the chunk where it can.
+        n = len(data)
         if self._pending_close is not None:
             offset, line = self._pending_close
             self._pending_close = None
-            if data[0] not in _OK_AFTER_CLOSE:
+            if not _CLOSE_OK_BYTE[data[0]]:
                 self._raise_after_close(offset, line, data[0])
-        qpos = np.flatnonzero(arr == _QUOTE)
         in_quote = bool(self._quotes % 2)
-        if qpos.size == 0:
+        if data.find(b'"') < 0:
             if in_quote and not self._quoted_newlines and b"\n" in data:
                 self._quoted_newlines = True
             return
-        n = len(data)
-        index = np.arange(qpos.size)
-        closing = (index % 2 == 0) if in_quote else (index % 2 == 1)
-        opens, closes = qpos[~closing], qpos[closing]
+        arr = np.frombuffer(data, dtype=np.uint8)
+        qpos = np.flatnonzero(arr == _QUOTE)
+        opens = qpos[1 if in_quote else 0::2]
+        closes = qpos[0 if in_quote else 1::2]
 
-        before = np.empty(opens.size, dtype=np.int16)
-        inside = opens > 0
-        before[inside] = arr[opens[inside] - 1]
-        before[~inside] = self._prev_byte
-        ok_open = _OPEN_OK[before + 1]
-        if self._has_bom:  # a quote right after the byte order mark is at the start of the file
-            ok_open |= (opens + self._offset) == len(BOM)
-        after_pos = closes + 1
-        at_end = after_pos >= n
-        after = np.full(closes.size, _COMMA, dtype=np.int16)
-        after[~at_end] = arr[after_pos[~at_end]]
-        ok_close = _CLOSE_OK[after + 1]
-
-        bad_open = int(opens[~ok_open][0]) if not ok_open.all() else n
-        bad_close = int(closes[~ok_close][0]) if not ok_close.all() else n
+        bad_open = n
+        if opens.size:
+            ok = _OPEN_OK_BYTE[arr[np.maximum(opens - 1, 0)]]
+            if opens[0] == 0:  # the byte before is the previous chunk's last (or the start of the file)
+                ok[0] = _OPEN_OK[self._prev_byte + 1]
+            if self._has_bom and self._offset == 0 and opens[0] == len(BOM):
+                ok[0] = True  # a quote right after the byte order mark is at the start of the file
+            if not ok.all():
+                bad_open = int(opens[np.argmin(ok)])
+        bad_close = n
+        if closes.size:
+            at_end = closes[-1] == n - 1
+            inner = closes[:-1] if at_end else closes
+            if inner.size:
+                ok = _CLOSE_OK_BYTE[arr[inner + 1]]
+                if not ok.all():
+                    bad_close = int(inner[np.argmin(ok)])
         if bad_open < bad_close:
             line = self._line_at(data, bad_open)
             raise IngestError("invalid", f"stray quote at line {line}, byte offset {self._offset + bad_open}: a '\"' "
@@ -219,22 +224,17 @@ class TextScanner:
                                          "as a whole, with inner quotes doubled (x\"y becomes \"x\"\"y\")")
         if bad_close < n:
             self._raise_after_close(self._offset + bad_close, self._line_at(data, bad_close), data[bad_close + 1])
-        if closes.size and at_end[-1]:
-            last = int(closes[-1])
-            self._pending_close = (self._offset + last, self._line_at(data, last))
+        if closes.size and closes[-1] == n - 1:
+            self._pending_close = (self._offset + n - 1, self._line_at(data, n - 1))
 
         if not self._quoted_newlines:
-            # Spans inside quotes: from each opening quote to the next quote (or the chunk end),
-            # plus the head of the chunk when it starts inside a field.
-            open_index = index[~closing]
-            ends = np.where(open_index + 1 < qpos.size, qpos[np.minimum(open_index + 1, qpos.size - 1)], n)
-            starts = opens
-            if in_quote:
-                starts = np.concatenate(([0], starts))
-                ends = np.concatenate(([qpos[0]], ends))
+            # A line break is inside quotes when an odd number of quotes (counting an open field
+            # carried over from the previous chunk) comes before it.
             newlines = np.flatnonzero(arr == _LF)
-            if newlines.size and np.any(np.searchsorted(newlines, starts) != np.searchsorted(newlines, ends)):
-                self._quoted_newlines = True
+            if newlines.size:
+                before = np.searchsorted(qpos, newlines)
+                if np.any((before + in_quote) % 2 == 1):
+                    self._quoted_newlines = True
         self._quotes += int(qpos.size)
         if self._quotes % 2:
             last_open = int(opens[-1])
