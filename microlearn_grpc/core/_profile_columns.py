@@ -126,6 +126,8 @@ class DistinctSketch:
         series = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(values) if isinstance(values, pa.Array)
                                                          else values))
         hashes = pd.util.hash_pandas_object(series, index=False).to_numpy()
+        if self._mins.size >= self.k:  # full: only hashes below the current k-th smallest can enter
+            hashes = hashes[hashes < self._mins[-1]]
         merged = np.unique(np.concatenate([self._mins, hashes]))
         self._mins = merged[: self.k]
 

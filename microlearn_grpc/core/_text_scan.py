@@ -159,10 +159,11 @@ class TextScanner:
         nul = data.find(b"\x00")
         pending = self._decoder.getstate()[0]
         bad = None
-        try:
-            self._decoder.decode(data)
-        except UnicodeDecodeError as err:
-            bad = err.start - len(pending)  # negative: the bad sequence began in the previous chunk
+        if pending or not data.isascii():  # pure ASCII with no split sequence pending is valid UTF-8
+            try:
+                self._decoder.decode(data)
+            except UnicodeDecodeError as err:
+                bad = err.start - len(pending)  # negative: the bad sequence began in the previous chunk
         if nul >= 0 and (bad is None or nul <= bad):
             offset = self._offset + nul
             raise IngestError("invalid", f"binary data (NUL byte) at line {self._line_at(data, nul)}, byte offset "
