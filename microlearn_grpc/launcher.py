@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import os
 import secrets
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from microlearn_grpc.bootstrap import redact
 from microlearn_grpc.config import ConfigError, Settings, load_settings
 from microlearn_grpc.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis, free_port
 
@@ -155,8 +157,7 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
     settings = load_settings(data_dir=data_dir, grpc_port=grpc_port, http_port=http_port, grpc_host=host,
                              insecure_local=insecure_local or None)
     token = _load_token(settings, data_dir)
-    settings = load_settings(data_dir=data_dir, grpc_port=grpc_port, http_port=http_port, grpc_host=host,
-                             insecure_local=insecure_local or None, token=token)
+    settings = dataclasses.replace(settings, token=token)
     settings.check_auth()
     lock = _lock(data_dir)
     stop_requested = False
@@ -168,7 +169,7 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     postgres = redis = None
     (data_dir / "logs").mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items()}
+    env = dict(os.environ)
     children = _Children(data_dir / "logs", env)
     try:
         database_url, redis_url = settings.database_url, settings.redis_url
@@ -177,14 +178,12 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
             database_url = postgres.start()
             _say(f"postgres: embedded 127.0.0.1:{postgres.port} (data {postgres.pgdata})")
         else:
-            from microlearn_grpc.bootstrap import redact
             _say(f"postgres: {redact(database_url)}")
         if redis_url is None:
             redis = EmbeddedRedis(data_dir / "redis")
             redis_url = redis.start()
             _say(f"redis: embedded 127.0.0.1:{redis.port} (data {redis.data_dir})")
         else:
-            from microlearn_grpc.bootstrap import redact
             _say(f"redis: {redact(redis_url)}")
         asyncio.run(_migrate(database_url))
         _say(f"artifacts: {settings.artifacts}")
