@@ -106,6 +106,17 @@ def unique_name(request) -> str:
     return f"{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:6]}"
 
 
+def buf_binary() -> str:
+    """The `buf` CLI from the dev extra (buf-bin), next to this interpreter."""
+    import shutil
+    import sys
+
+    found = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
+    if not Path(found).exists():
+        pytest.fail("buf is not installed: it comes with the dev extra (buf-bin); run ./dev setup")
+    return found
+
+
 def sql(backends: Backends, query: str, *args: Any) -> list[dict]:
     """Run one query on a fresh connection (tests inspect the database directly)."""
     import asyncpg

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, buf_binary
 
 pytestmark = pytest.mark.e2e
-
-
-def _buf() -> str:
-    found = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
-    if not Path(found).exists():
-        pytest.fail("buf is not installed: it comes with the dev extra (buf-bin); run ./dev setup")
-    return found
 
 
 def _curl(platform, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
     auth = [] if token is None else ["-H", f"authorization: Bearer {token}",
                                      "--reflect-header", f"authorization: Bearer {token}"]
-    return subprocess.run([_buf(), "curl", "--protocol", "grpc", "--http2-prior-knowledge", *auth, *args],
+    return subprocess.run([buf_binary(), "curl", "--protocol", "grpc", "--http2-prior-knowledge", *auth, *args],
                           capture_output=True, text=True, timeout=60)
 
 

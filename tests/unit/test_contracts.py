@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import filecmp
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import buf_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "clients" / "microlearn" / "v1"
-
-
-def _buf() -> str:
-    found = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
-    if not Path(found).exists():
-        pytest.fail("buf is not installed: it comes with the dev extra (buf-bin); run ./dev setup")
-    return found
 
 
 def test_generated_code_is_fresh(tmp_path):
     template = (ROOT / "buf.gen.yaml").read_text().replace('".venv/bin/python"', f'"{sys.executable}"')
     (tmp_path / "buf.gen.yaml").write_text(template)
     out = tmp_path / "out"
-    subprocess.run([_buf(), "generate", "--template", str(tmp_path / "buf.gen.yaml"), "-o", str(out)],
+    subprocess.run([buf_binary(), "generate", "--template", str(tmp_path / "buf.gen.yaml"), "-o", str(out)],
                    cwd=ROOT, check=True, capture_output=True, text=True)
     fresh = out / "clients" / "microlearn" / "v1"
     generated = sorted(p.name for p in fresh.iterdir())
@@ -36,7 +28,7 @@ def test_generated_code_is_fresh(tmp_path):
 
 
 def test_buf_lint_is_clean():
-    result = subprocess.run([_buf(), "lint"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([buf_binary(), "lint"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -44,7 +36,7 @@ def test_every_rpc_and_field_is_documented():
     """Proto comments are the user documentation (grpcurl describe); none may be missing."""
     from google.protobuf import descriptor_pb2
 
-    result = subprocess.run([_buf(), "build", "-o", "-#format=binpb", "--path", "protos/microlearn"], cwd=ROOT,
+    result = subprocess.run([buf_binary(), "build", "-o", "-#format=binpb", "--path", "protos/microlearn"], cwd=ROOT,
                             capture_output=True, check=True)
     images = descriptor_pb2.FileDescriptorSet.FromString(result.stdout)
     missing = []
