@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _platform import Platform, peak_rss_bytes  # noqa: E402
 
 
-def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
+def generate_csv(path: Path, rows: int, seed: int = 0, quoting: str = "needed") -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -59,7 +59,7 @@ def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
             }
             table = pa.table(cols)
             if writer is None:
-                writer = pacsv.CSVWriter(sink, table.schema)
+                writer = pacsv.CSVWriter(sink, table.schema, write_options=pacsv.WriteOptions(quoting_style=quoting))
             writer.write_table(table)
         writer.close()
 
@@ -67,6 +67,10 @@ def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--repeat", type=int, default=2, help="uploads to time (the best counts)")
+    parser.add_argument("--quoting", choices=["needed", "none"], default="needed",
+                        help="needed: every string quoted (pyarrow's CSV writer default); none: no quotes, as "
+                             "pandas.to_csv writes values without commas or quotes (the data has none)")
     args = parser.parse_args()
 
     import psutil
@@ -78,18 +82,24 @@ def main() -> None:
         tmp = Path(tmp)
         csv = tmp / "data.csv"
         t0 = time.perf_counter()
-        generate_csv(csv, args.rows)
+        generate_csv(csv, args.rows, quoting=args.quoting)
         size = csv.stat().st_size
         mb = size / 1e6
-        print(f"generated {csv} ({mb:,.0f} MB, {args.rows:,} rows × 20 columns) in {time.perf_counter() - t0:.0f}s",
+        print(f"generated {csv} ({mb:,.0f} MB, {args.rows:,} rows × 20 columns, quoting={args.quoting}) "
+              f"in {time.perf_counter() - t0:.0f}s",
               flush=True)
 
-        t0 = time.perf_counter()
-        table = pacsv.read_csv(csv)
-        baseline = time.perf_counter() - t0
-        assert table.num_rows == args.rows
-        del table
-        gc.collect()
+        baselines = []
+        # The first call in a process pays for faulting in ~2 GB of fresh memory; later calls reuse
+        # the allocator's pages and run ~3x faster. Both are reported; neither is hidden.
+        for _ in range(3):
+            t0 = time.perf_counter()
+            table = pacsv.read_csv(csv)
+            baselines.append(time.perf_counter() - t0)
+            assert table.num_rows == args.rows
+            del table
+            gc.collect()
+        baseline_first, baseline_warm = baselines[0], min(baselines[1:])
 
         platform = Platform(tmp / "ml")
         try:
@@ -97,30 +107,40 @@ def main() -> None:
             rss_before = peak_rss_bytes(server_pid)
             server_cpu = psutil.Process(server_pid).cpu_times()
             client_cpu = psutil.Process().cpu_times()
+            runs = []
             with Client(platform.address, platform.token, timeout=3600) as client:
-                t0 = time.perf_counter()
-                result = client.upload_dataset(csv, name="bench")
-                elapsed = time.perf_counter() - t0
-            server_cpu = sum(psutil.Process(server_pid).cpu_times()[:2]) - sum(server_cpu[:2])
-            client_cpu = sum(psutil.Process().cpu_times()[:2]) - sum(client_cpu[:2])
-            peak = peak_rss_bytes(server_pid)
-            assert result.dataset.row_count == args.rows, result.dataset.row_count
+                for attempt in range(args.repeat):  # distinct names: the same name would be deduplicated
+                    t0 = time.perf_counter()
+                    result = client.upload_dataset(csv, name=f"bench-{attempt}")
+                    runs.append(time.perf_counter() - t0)
+                    assert result.dataset.row_count == args.rows, result.dataset.row_count
+                    if attempt == 0:
+                        peak = peak_rss_bytes(server_pid)  # one upload of the file, as the goal says
+            server_cpu = (sum(psutil.Process(server_pid).cpu_times()[:2]) - sum(server_cpu[:2])) / len(runs)
+            client_cpu = (sum(psutil.Process().cpu_times()[:2]) - sum(client_cpu[:2])) / len(runs)
             phases = [line.split(": ", 1)[-1] for line in (tmp / "ml" / "logs" / "server.log").read_text().splitlines()
                       if "received+checked" in line]
         finally:
             platform.stop()
 
-    ours, theirs = mb / elapsed, mb / baseline
     print()
-    print(f"| measurement ({mb:,.0f} MB CSV, {args.rows:,} rows × 20 cols) | seconds | MB/s | note |")
+    print(f"| measurement ({mb:,.0f} MB CSV, {args.rows:,} rows × 20 cols, quoting={args.quoting}) | seconds | MB/s "
+          "| vs. baseline |")
     print("|---|---|---|---|")
-    print(f"| pyarrow.csv.read_csv (baseline, in memory) | {baseline:.1f} | {theirs:,.0f} | parse only, multi-threaded |")
-    print(f"| MicroLearn upload + validate + Parquet + profile (gRPC, end to end) | {elapsed:.1f} | {ours:,.0f} | "
-          f"{ours / theirs:.0%} of baseline |")
+    print(f"| pyarrow.csv.read_csv, first call in the process (baseline) | {baseline_first:.1f} | "
+          f"{mb / baseline_first:,.0f} | 100% |")
+    print(f"| pyarrow.csv.read_csv, warm allocator (best of 2 more calls) | {baseline_warm:.1f} | "
+          f"{mb / baseline_warm:,.0f} | |")
+    for index, seconds in enumerate(runs):
+        label = "first upload (new server process)" if index == 0 else f"upload #{index + 1} (warm server)"
+        reference = baseline_first if index == 0 else baseline_warm
+        print(f"| MicroLearn {label}: upload + validate + Parquet + profile + store, gRPC end to end | "
+              f"{seconds:.1f} | {mb / seconds:,.0f} | {reference / seconds:.0%} of the "
+              f"{'first-call' if index == 0 else 'warm'} baseline |")
     print(f"| server phases | | | {'; '.join(phases)} |")
-    print(f"| CPU time | | | server {server_cpu:.1f} s, client (SDK) {client_cpu:.1f} s, over {elapsed:.1f} s on "
+    print(f"| CPU time per upload (mean) | | | server {server_cpu:.1f} s, client (SDK) {client_cpu:.1f} s, on "
           f"{psutil.cpu_count()} cores |")
-    print(f"| server peak RSS | | | {peak / 1e6:,.0f} MB = {peak / size:.1%} of the file "
+    print(f"| server peak RSS during the first upload | | | {peak / 1e6:,.0f} MB = {peak / size:.1%} of the file "
           f"(idle before upload: {rss_before / 1e6:,.0f} MB) |")
 
 
