@@ -38,6 +38,7 @@ class Container:
     datasets: DatasetService
 
     async def close(self) -> None:
+        self.datasets.close()
         with contextlib.suppress(Exception):
             await self.artifacts.close()
         with contextlib.suppress(Exception):

@@ -19,6 +19,7 @@ import time
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -118,10 +119,10 @@ def _artifact_key(sha256: str) -> str:
     return f"datasets/sha256/{sha256}.parquet"
 
 
-async def _blocking(fn: Callable[..., T], *args: Any) -> T:
+async def _blocking(fn: Callable[..., T], *args: Any, executor: ThreadPoolExecutor | None = None) -> T:
     """Run `fn` in a thread; if the caller is cancelled, wait for the thread before re-raising so
     cleanup never races a thread that is still writing files."""
-    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -157,11 +158,17 @@ class DatasetService:
         self._work_dir = work_dir
         self._limits = limits
         self._convert_slots = asyncio.Semaphore(max_concurrent_uploads)
+        # Conversions get threads of their own: a live conversion blocks on bytes that spool
+        # writes (on the default executor) deliver, so sharing one pool could deadlock.
+        self._converters = ThreadPoolExecutor(max_concurrent_uploads, thread_name_prefix="microlearn-convert")
         self._verified: dict[str, tuple[int, float]] = {}  # local path → (size, mtime) whose sha256 was checked
 
     @property
     def repository(self) -> DatasetRepository:
         return self._repo
+
+    def close(self) -> None:
+        self._converters.shutdown(wait=True, cancel_futures=True)
 
     # ---------------------------------------------------------------- resolve / read
     async def resolve(self, ref: str, *, with_profile: bool = True, field: str = "name") -> DatasetRecord:
@@ -276,7 +283,8 @@ class DatasetService:
                     if source is not None and not self._convert_slots.locked():
                         await self._convert_slots.acquire()
                         holds_slot = True
-                        live = asyncio.get_running_loop().run_in_executor(None, self._convert, source, parquet, hints)
+                        live = asyncio.get_running_loop().run_in_executor(self._converters, self._convert, source,
+                                                                          parquet, hints)
                 elif live.done() and not spool.quoted_newlines_so_far and isinstance(live.exception(), ingest.IngestError):
                     raise live.exception()  # a real problem in the rows read so far: reject now, not after the rest
             if request.expected_size_bytes and received != request.expected_size_bytes:
@@ -306,7 +314,7 @@ class DatasetService:
                 async with contextlib.AsyncExitStack() as stack:
                     if not holds_slot:
                         await stack.enter_async_context(self._convert_slots)
-                    table = await _blocking(self._convert, spooled, parquet, hints)
+                    table = await _blocking(self._convert, spooled, parquet, hints, executor=self._converters)
             spool.discard()  # free the disk before the artifact copy
             converted_at = time.perf_counter()
             new = NewDataset(

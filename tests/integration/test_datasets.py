@@ -247,3 +247,25 @@ def test_identical_reupload_while_converting_is_deduplicated(stub, unique_name):
     first = upload(stub, unique_name, data, chunk=64 << 10)
     second = upload(stub, unique_name, data, chunk=64 << 10)
     assert second.deduplicated and second.dataset.id == first.dataset.id
+
+
+def test_many_concurrent_uploads_all_finish(backends, tmp_path_factory):
+    """More simultaneous streaming conversions than the default thread pool has threads: each
+    live conversion waits for bytes that other threads write, so they must not starve them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import ServerThread, make_settings
+
+    server = ServerThread(make_settings(backends, tmp_path_factory.mktemp("many"), max_concurrent_uploads=10))
+    server.start()
+    try:
+        def one(index: int):
+            data = b"a,b,c\n" + b"".join(f"{i},{index},x{i % 9}\n".encode() for i in range(150_000))
+            with grpc.insecure_channel(server.address) as channel:
+                return upload(dataset_pb2_grpc.DatasetServiceStub(channel), f"many-{index}-{id(server)}", data,
+                              chunk=32 << 10).dataset.row_count
+
+        with ThreadPoolExecutor(10) as pool:
+            assert list(pool.map(one, range(10), timeout=120)) == [150_000] * 10
+    finally:
+        server.stop()
