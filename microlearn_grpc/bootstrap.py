@@ -85,4 +85,5 @@ async def build(settings: Settings) -> Container:
                           max_columns=settings.max_columns, max_compression_ratio=settings.max_compression_ratio)
     datasets = DatasetService(DatasetRepository(pool), pool, artifacts, work_dir=work_dir, limits=limits,
                               max_concurrent_uploads=settings.max_concurrent_uploads)
+    datasets.sweep_stale_work()
     return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets)

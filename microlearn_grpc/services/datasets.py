@@ -170,6 +170,23 @@ class DatasetService:
     def close(self) -> None:
         self._converters.shutdown(wait=True, cancel_futures=True)
 
+    def sweep_stale_work(self, max_age_seconds: float = 3600) -> int:
+        """Delete temp files a crashed process left in the work dir (uploads in progress touch
+        theirs continuously, so anything untouched for an hour is dead). Returns how many."""
+        removed = 0
+        cutoff = time.time() - max_age_seconds
+        for sub in ("uploads", "prepare"):
+            for path in sorted((self._work_dir / sub).rglob("*"), reverse=True) if (self._work_dir / sub).exists() else []:
+                with contextlib.suppress(OSError):
+                    if path.is_file() and path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+                    elif path.is_dir() and not any(path.iterdir()):
+                        path.rmdir()
+        if removed:
+            log.info("removed %d stale temp file(s) from %s", removed, self._work_dir)
+        return removed
+
     # ---------------------------------------------------------------- resolve / read
     async def resolve(self, ref: str, *, with_profile: bool = True, field: str = "name") -> DatasetRecord:
         """Find a version by `datasets/{id}`, id, `NAME` (latest) or `NAME@VERSION`."""

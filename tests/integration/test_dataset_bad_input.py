@@ -178,3 +178,17 @@ def test_list_and_sample_validation(platform, unique_name):
             with pytest.raises(grpc.RpcError) as err:
                 call(request, metadata=AUTH)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+
+
+def test_stale_temp_files_of_a_crashed_process_are_swept(platform):
+    import os
+
+    uploads = platform.settings.data_dir.resolve() / "work" / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    stale, fresh = uploads / "upload-dead.part", uploads / "upload-live.part"
+    stale.write_bytes(b"left by kill -9")
+    fresh.write_bytes(b"still arriving")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert platform.container.datasets.sweep_stale_work() == 1
+    assert not stale.exists() and fresh.exists()
+    fresh.unlink()
