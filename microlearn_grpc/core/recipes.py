@@ -1,20 +1,17 @@
 """Declarative data-preparation recipes: parse (YAML or JSON), validate against a schema, apply to a table.
 
 Pure core behind DatasetService.PrepareDataset; the grammar is in the README ("Recipes").
-Steps are numbered from 0 in error messages, matching ``RecipeError.step_index``.
+Error messages number steps from 1, as a person counts the YAML list; ``RecipeError.step_index`` is 0-based.
 """
 
 from __future__ import annotations
 
-import ast
 import datetime as _dt
 import difflib
 import json
 import math
-import operator
 import reprlib
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any, Callable
 
 import numpy as np
@@ -23,12 +20,14 @@ import pyarrow.compute as pc
 import yaml
 from pyarrow import acero
 
+from microlearn_grpc.core._recipe_filter import BadStep as _Bad
+from microlearn_grpc.core._recipe_filter import compile_filter as _compile_filter
+
 __all__ = ["CAST_TYPES", "IMPUTE_STRATEGIES", "MAX_RECIPE_BYTES", "MAX_STEPS", "STEP_NAMES",
            "Recipe", "RecipeError", "Step", "apply_recipe", "parse_recipe", "validate_recipe"]
 
 MAX_RECIPE_BYTES = 64 * 1024
 MAX_STEPS = 200
-MAX_FILTER_CHARS = 4096
 CAST_TYPES: dict[str, pa.DataType] = {
     "int64": pa.int64(), "float64": pa.float64(), "string": pa.string(), "bool": pa.bool_(),
     "timestamp": pa.timestamp("us"), "date": pa.date32(), "category": pa.dictionary(pa.int32(), pa.string())}
@@ -44,10 +43,6 @@ class RecipeError(ValueError):
             # Shown 1-based, as a person counts the steps of the YAML list; .step_index stays 0-based.
             message = f"step {step_index + 1}" + (f" ({step_name})" if step_name else "") + f": {message}"
         super().__init__(message)
-
-
-class _Bad(Exception):
-    """Raised inside one step; the driver turns it into a RecipeError naming the step."""
 
 
 @dataclass(frozen=True)
@@ -217,160 +212,6 @@ def _p_split(v: Any) -> dict:
     return {"test_fraction": frac, "seed": seed,
             "stratify": None if strat is None else _name(strat, "field 'stratify'")}
 
-
-# ---------------------------------------------------------------- filter_rows: whitelisted AST -> pyarrow expression
-
-_CMP: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
-    ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
-_ALLOWED = ("allowed: columns (name, `odd name`, col('odd name')), int/float/str/bool/None constants, "
-            "comparisons, in [...], is None, and/or/not, unary -, is_null(col), is_not_null(col)")
-_KINDS = {ast.Attribute: "attribute access", ast.Subscript: "subscripts", ast.Call: "function calls",
-          ast.Lambda: "lambdas", ast.BinOp: "arithmetic"}
-
-
-def _preprocess(text: str) -> str:
-    """Turn `backticked names` into col('...') and line breaks into spaces, leaving string literals alone."""
-    out, i, quote = [], 0, None
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            out.append(ch)
-            if ch == "\\" and i + 1 < len(text):
-                out.append(text[i + 1])
-                i += 1
-            elif ch == quote:
-                quote = None
-        elif ch == "`":
-            if (end := text.find("`", i + 1)) < 0:
-                raise _Bad("filter expression has an unclosed backtick")
-            out.append(f"col({text[i + 1:end]!r})")
-            i = end
-        else:
-            quote = ch if ch in "'\"" else None
-            out.append(" " if ch in "\r\n\t" else ch)
-        i += 1
-    return "".join(out).strip()
-
-
-class _FilterCompiler:
-    """Compiles a whitelisted AST; given a schema, literals take the compared column's type (e.g. dates)."""
-
-    def __init__(self, src: str, schema: pa.Schema | None):
-        self.src, self.schema, self.columns = src, schema, []
-
-    def unsupported(self, node: ast.AST, what: str) -> _Bad:
-        seg = ast.get_source_segment(self.src, node) or type(node).__name__
-        return _Bad(f"unsupported syntax {seg[:80]!r} ({what}) in filter_rows; {_ALLOWED}")
-
-    def column(self, node: ast.AST | None) -> str | None:
-        if isinstance(node, ast.Name):
-            if node.id.startswith("__"):
-                raise self.unsupported(node, "dunder names are not allowed")
-            return node.id
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "col":
-            if node.keywords or len(node.args) != 1 or not isinstance(node.args[0], ast.Constant) \
-                    or not isinstance(node.args[0].value, str):
-                raise self.unsupported(node, "col() takes one string literal")
-            return node.args[0].value
-        return None
-
-    def coltype(self, node: ast.AST | None) -> pa.DataType | None:
-        col = self.column(node)
-        i = self.schema.get_field_index(col) if col is not None and self.schema is not None else -1
-        return self.schema.field(i).type if i >= 0 else None  # -1 also for unknown/ambiguous: reported later
-
-    def literal(self, node: ast.AST) -> Any:
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
-                and type(node.operand.value) in (int, float):
-            return -node.operand.value
-        if isinstance(node, ast.Constant) and (node.value is None or type(node.value) in (bool, int, float, str)):
-            return node.value
-        raise self.unsupported(node, "not an allowed constant or operator")
-
-    def scalar(self, value: Any, peer: ast.AST | None) -> pc.Expression:
-        typ = self.coltype(peer)
-        try:
-            if isinstance(value, str) and typ is not None and pa.types.is_temporal(typ):
-                return pc.scalar(_read_time(value, typ))
-            return pc.scalar(value)
-        except (OverflowError, pa.ArrowException) as e:
-            raise _Bad(f"constant {value!r} does not fit {typ or 'a column'}: {e}") from None
-
-    def compile(self, node: ast.AST, peer: ast.AST | None = None) -> pc.Expression:
-        if (name := self.column(node)) is not None:
-            self.columns.append(name)
-            return pc.field(name)
-        op = getattr(node, "op", None)
-        if isinstance(node, ast.UnaryOp) and isinstance(op, ast.Not):
-            return ~self.compile(node.operand)
-        if isinstance(node, ast.UnaryOp) and isinstance(op, ast.USub) and not isinstance(node.operand, ast.Constant):
-            return pc.negate(self.compile(node.operand))
-        if isinstance(node, (ast.Constant, ast.UnaryOp)):
-            return self.scalar(self.literal(node), peer)
-        if isinstance(node, ast.BoolOp):
-            combine = operator.and_ if isinstance(op, ast.And) else operator.or_
-            return reduce(combine, [self.compile(v) for v in node.values])
-        if isinstance(node, ast.Compare):
-            lefts = [node.left, *node.comparators[:-1]]  # a < b < c means a < b and b < c
-            return reduce(operator.and_, [self.compare(*t) for t in zip(lefts, node.ops, node.comparators)])
-        func = getattr(getattr(node, "func", None), "id", None)
-        if isinstance(node, ast.Call) and func in ("is_null", "is_not_null"):
-            if node.keywords or len(node.args) != 1 or self.column(node.args[0]) is None:
-                raise self.unsupported(node, f"{func}() takes one column")
-            expr = self.compile(node.args[0]).is_null(nan_is_null=True)
-            return expr if func == "is_null" else ~expr
-        raise self.unsupported(node, _KINDS.get(type(node), f"{type(node).__name__} is not allowed"))
-
-    def compare(self, left: ast.AST, op: ast.cmpop, right: ast.AST) -> pc.Expression:
-        if isinstance(op, (ast.In, ast.NotIn)):
-            if not isinstance(right, (ast.List, ast.Tuple)):
-                raise self.unsupported(right, "'in' needs a list of constants")
-            values, subject, typ = [self.literal(e) for e in right.elts], self.compile(left), self.coltype(left)
-            base = typ.value_type if typ is not None and pa.types.is_dictionary(typ) else typ
-            try:
-                value_set = pa.array(values)
-                if base is not None and pa.types.is_temporal(base) and pa.types.is_string(value_set.type):
-                    value_set = pa.array([_read_time(v, base) for v in values], base)  # dates written as strings
-            except (pa.ArrowException, OverflowError, ValueError) as e:
-                raise _Bad(f"the list after 'in' mixes types or does not fit {base or 'the column'}: {e}") from None
-            expr = subject.isin(value_set) if values else pc.scalar(False)
-            return ~expr if isinstance(op, ast.NotIn) else expr
-        null_left, null_right = (isinstance(n, ast.Constant) and n.value is None for n in (left, right))
-        if isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) and (null_left or null_right):
-            expr = self.compile(left if null_right else right).is_null(nan_is_null=True)
-            return expr if isinstance(op, (ast.Is, ast.Eq)) else ~expr
-        if type(op) not in _CMP:
-            raise self.unsupported(right, "'is' / 'is not' only compare with None")
-        return _CMP[type(op)](self.compile(left, right), self.compile(right, left))
-
-
-def _read_time(text: str, typ: pa.DataType) -> pa.Scalar:
-    """A date/time literal in the column's type; for a zoned column a string without offset means UTC."""
-    try:
-        return pa.scalar(text).cast(typ)
-    except (pa.ArrowException, ValueError):
-        if not getattr(typ, "tz", None):
-            raise
-        return pa.scalar(text).cast(pa.timestamp(typ.unit)).cast(typ)
-
-
-def _compile_filter(text: str, schema: pa.Schema | None) -> tuple[pc.Expression, list[str]]:
-    """User text is never evaluated: it is parsed, checked against the whitelist and rebuilt as pc expressions."""
-    if len(text) > MAX_FILTER_CHARS:
-        raise _Bad(f"filter expression is longer than {MAX_FILTER_CHARS} characters")
-    src = _preprocess(text)
-    try:
-        tree = ast.parse(src, mode="eval")
-    except SyntaxError as e:
-        raise _Bad(f"invalid filter expression {text[:80]!r}: {e.msg}") from None
-    except (RecursionError, MemoryError, ValueError):
-        raise _Bad("filter expression is too deeply nested or not valid text") from None
-    comp = _FilterCompiler(src, schema)
-    try:
-        return comp.compile(tree.body), comp.columns
-    except RecursionError:
-        raise _Bad("filter expression is too deeply nested") from None
 
 
 # ---------------------------------------------------------------- step appliers: (table, params, dry) -> table
