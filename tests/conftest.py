@@ -23,10 +23,15 @@ class Backends:
 
 
 @pytest.fixture(scope="session")
-def backends(tmp_path_factory) -> Iterator[Backends]:
+def backends() -> Iterator[Backends]:
     from microlearn_grpc.embedded import EmbeddedPostgres, EmbeddedRedis
 
-    root = tmp_path_factory.mktemp("backends")
+    # Not under pytest's basetemp: each pytest session resets /tmp/pytest-of-USER to mode 0700,
+    # which (as root) locks out the unprivileged user PostgreSQL runs as in a concurrent session.
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="microlearn-test-backends-"))
     postgres = EmbeddedPostgres(root / "postgres")
     redis = EmbeddedRedis(root / "redis")
     try:
@@ -34,6 +39,7 @@ def backends(tmp_path_factory) -> Iterator[Backends]:
     finally:
         redis.stop()
         postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class ServerThread:
