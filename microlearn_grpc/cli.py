@@ -146,9 +146,10 @@ def gateway(
 
 
 def _mount_client_commands() -> None:
-    from microlearn.cli import datasets_app
+    from microlearn.cli import datasets_app, estimators_app
 
     app.add_typer(datasets_app, name="datasets", help="Upload, inspect, clean and delete datasets.")
+    app.add_typer(estimators_app, name="estimators", help="List the estimators the platform can train.")
 
 
 def main() -> None:

@@ -64,8 +64,9 @@ def _unimplemented_servicer(spec: ServiceSpec):
 
 def _implemented(container: Container) -> dict[str, Callable[[], object]]:
     from microlearn_grpc.services.dataset_servicer import DatasetServicer
+    from microlearn_grpc.services.selector_servicer import SelectorServicer
 
-    return {"dataset": lambda: DatasetServicer(container.datasets)}
+    return {"dataset": lambda: DatasetServicer(container.datasets), "selector": SelectorServicer}
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:

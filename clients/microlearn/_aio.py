@@ -13,7 +13,7 @@ import grpc.aio
 from microlearn import _config, _convert
 from microlearn._client import UploadResult
 from microlearn._errors import translate_rpc_errors
-from microlearn.v1 import dataset_pb2, dataset_pb2_grpc
+from microlearn.v1 import dataset_pb2, dataset_pb2_grpc, selector_pb2, selector_pb2_grpc
 
 if TYPE_CHECKING:
     import pandas
@@ -83,6 +83,30 @@ class AsyncClient:
             await self._channel.close()
             self._channel = None
             self._stub_instance = None
+
+    @property
+    def _selector(self) -> selector_pb2_grpc.SelectorServiceStub:
+        self._stub  # opens the channel on first use
+        assert self._channel is not None
+        return selector_pb2_grpc.SelectorServiceStub(self._channel)
+
+    async def list_estimators(
+        self, task: str | None = None, *, include_unavailable: bool = False
+    ) -> list[selector_pb2.Estimator]:
+        """See `Client.list_estimators`."""
+        request = _convert.estimators_request(task, include_unavailable)
+        found: list[selector_pb2.Estimator] = []
+        while True:
+            response = await self._call(self._selector.ListEstimators, request)
+            found.extend(response.estimators)
+            if not response.next_page_token:
+                return found
+            request.page_token = response.next_page_token
+
+    async def get_estimator(self, name: str) -> selector_pb2.Estimator:
+        """See `Client.get_estimator`."""
+        request = selector_pb2.GetEstimatorRequest(name=name)
+        return (await self._call(self._selector.GetEstimator, request)).estimator
 
     @property
     def _stub(self) -> dataset_pb2_grpc.DatasetServiceStub:

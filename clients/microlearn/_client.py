@@ -11,7 +11,7 @@ import grpc
 
 from microlearn import _config, _convert
 from microlearn._errors import translate_rpc_errors
-from microlearn.v1 import dataset_pb2, dataset_pb2_grpc
+from microlearn.v1 import dataset_pb2, dataset_pb2_grpc, selector_pb2, selector_pb2_grpc
 
 if TYPE_CHECKING:
     import pandas
@@ -66,6 +66,7 @@ class Client:
             self.address, options=_config.channel_options()
         )
         self._stub = dataset_pb2_grpc.DatasetServiceStub(self._channel)
+        self._selector = selector_pb2_grpc.SelectorServiceStub(self._channel)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(address={self.address!r})"
@@ -95,6 +96,26 @@ class Client:
             token = response.next_page_token
             if not token:
                 return
+
+    # --- estimators ------------------------------------------------------------------------
+
+    def list_estimators(
+        self, task: str | None = None, *, include_unavailable: bool = False
+    ) -> list[selector_pb2.Estimator]:
+        """The estimator registry, cheapest first; `task` is binary, multiclass, regression or clustering."""
+        request = _convert.estimators_request(task, include_unavailable)
+        found: list[selector_pb2.Estimator] = []
+        while True:
+            response = self._call(self._selector.ListEstimators, request)
+            found.extend(response.estimators)
+            if not response.next_page_token:
+                return found
+            request.page_token = response.next_page_token
+
+    def get_estimator(self, name: str) -> selector_pb2.Estimator:
+        """One estimator (`random_forest_classifier` or `estimators/random_forest_classifier`)."""
+        request = selector_pb2.GetEstimatorRequest(name=name)
+        return self._call(self._selector.GetEstimator, request).estimator
 
     # --- datasets --------------------------------------------------------------------------
 

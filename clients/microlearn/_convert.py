@@ -320,3 +320,24 @@ def progress_bar(plan: UploadPlan, enabled: bool) -> Any:
         desc=f"uploading {plan.metadata.display_name}",
         leave=False,
     )
+
+
+_TASK_TYPES = {
+    "binary": "TASK_TYPE_BINARY_CLASSIFICATION",
+    "multiclass": "TASK_TYPE_MULTICLASS_CLASSIFICATION",
+    "regression": "TASK_TYPE_REGRESSION",
+    "clustering": "TASK_TYPE_CLUSTERING",
+}
+
+
+def estimators_request(task: str | None, include_unavailable: bool):
+    """A ListEstimatorsRequest for a task named as the CLI/SDK spell it."""
+    from microlearn.v1 import common_pb2, selector_pb2
+
+    if task is not None and task not in _TASK_TYPES:
+        raise ValueError(f"task must be one of {', '.join(_TASK_TYPES)}, got {task!r}")
+    return selector_pb2.ListEstimatorsRequest(
+        task=common_pb2.TaskType.Value(_TASK_TYPES[task]) if task else 0,
+        include_unavailable=include_unavailable,
+        page_size=200,
+    )

@@ -23,7 +23,7 @@ from microlearn._config import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
 from microlearn._errors import MicroLearnError, Unauthenticated, Unavailable
 from microlearn.v1 import dataset_pb2
 
-__all__ = ["datasets_app"]
+__all__ = ["datasets_app", "estimators_app"]
 
 datasets_app = typer.Typer(
     help="Upload, inspect, sample, prepare and delete datasets.",
@@ -440,3 +440,82 @@ def delete(
             )
         deleted = client.delete_dataset(ref, force=force)
     typer.echo(f"deleted {deleted}")
+
+
+# --- estimators ----------------------------------------------------------------------------
+
+estimators_app = typer.Typer(
+    help="The estimator registry: what can be trained, for which tasks, with which search space.",
+    no_args_is_help=True,
+)
+
+
+class TaskChoice(str, enum.Enum):
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+    clustering = "clustering"
+
+
+@estimators_app.command("list")
+def estimators_list(
+    task: Annotated[Optional[TaskChoice], typer.Option("--task", help="Only estimators for this task.")] = None,
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List the estimators the platform can train, cheapest first.
+
+    Example: microlearn estimators list --task binary
+    """
+    with _connect(address, token) as client:
+        found = client.list_estimators(task.value if task else None)
+    if json_output:
+        _print_json([_convert.to_dict(e) for e in found])
+        return
+    _table(
+        ["id", "family", "tasks", "cost", "progress", "gpu", "library"],
+        [
+            [e.estimator_id, _enum_suffix(e.DESCRIPTOR.fields_by_name["family"], e.family),
+             ",".join(_enum_suffix(e.DESCRIPTOR.fields_by_name["supported_tasks"], t) for t in e.supported_tasks),
+             f"{e.relative_cost:g}", "yes" if e.supports_iteration_progress else "", "yes" if e.supports_gpu else "",
+             e.library]
+            for e in found
+        ],
+        right=(3,),
+    )
+
+
+@estimators_app.command("show")
+def estimators_show(
+    name: Annotated[str, typer.Argument(help="Estimator id, e.g. random_forest_classifier.")],
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show one estimator: description, defaults and search space.
+
+    Example: microlearn estimators show hist_gradient_boosting_classifier --json
+    """
+    with _connect(address, token) as client:
+        found = client.get_estimator(name)
+    data = _convert.to_dict(found)
+    if json_output:
+        _print_json(data)
+        return
+    typer.echo(f"{found.estimator_id}  ({found.display_name}, {found.library})")
+    typer.echo(found.description)
+    typer.echo("")
+    rows = []
+    for spec in data.get("search_space", {}).get("parameters", []):
+        kind = next(k for k in spec if k.endswith("_distribution"))
+        rows.append([spec["name"], kind.removesuffix("_distribution"), json.dumps(spec[kind]),
+                     json.dumps(spec.get("default_value"))])
+    _table(["parameter", "kind", "range", "default"], rows)
+
+
+def _enum_suffix(field, number: int) -> str:
+    name = field.enum_type.values_by_number[number].name
+    for prefix in ("ESTIMATOR_FAMILY_", "TASK_TYPE_"):
+        name = name.removeprefix(prefix)
+    return name.lower().removesuffix("_classification")
