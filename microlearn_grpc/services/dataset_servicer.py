@@ -9,6 +9,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from microlearn.v1 import common_pb2, dataset_pb2, dataset_pb2_grpc
 from microlearn_grpc import errors
 from microlearn_grpc.services.datasets import DatasetService, UploadRequest
+from microlearn_grpc.services.enums import TASK_TYPES
 from microlearn_grpc.services.grpc_errors import translate_errors
 from microlearn_grpc.storage.datasets_repo import DatasetRecord
 
@@ -18,10 +19,6 @@ _COLUMN_TYPES = {
     "text": common_pb2.COLUMN_TYPE_TEXT, "id": common_pb2.COLUMN_TYPE_ID,
 }
 _COLUMN_NAMES = {v: k for k, v in _COLUMN_TYPES.items()}
-_TASKS = {
-    "binary": common_pb2.TASK_TYPE_BINARY_CLASSIFICATION, "multiclass": common_pb2.TASK_TYPE_MULTICLASS_CLASSIFICATION,
-    "regression": common_pb2.TASK_TYPE_REGRESSION, "clustering": common_pb2.TASK_TYPE_CLUSTERING,
-}
 _FORMATS = {"csv": dataset_pb2.DATA_FORMAT_CSV, "parquet": dataset_pb2.DATA_FORMAT_PARQUET,
             "jsonl": dataset_pb2.DATA_FORMAT_JSONL}
 _FORMAT_NAMES = {v: k for k, v in _FORMATS.items()}
@@ -50,7 +47,7 @@ def profile_to_proto(profile: dict) -> dataset_pb2.DatasetProfile:
         for top in column.get("top_values", []):
             out.top_values.add(value=str(top["value"]), count=top["count"])
     for suggestion in profile.get("target_suggestions", []):
-        message.target_suggestions.add(column=suggestion["column"], task=_TASKS.get(suggestion["task"], 0),
+        message.target_suggestions.add(column=suggestion["column"], task=TASK_TYPES.get(suggestion["task"], 0),
                                        reason=suggestion.get("reason", ""), score=suggestion.get("score", 0.0))
     return message
 

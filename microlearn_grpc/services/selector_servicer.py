@@ -13,13 +13,9 @@ from google.protobuf import json_format, struct_pb2
 
 from microlearn.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from microlearn_grpc import errors
+from microlearn_grpc.services.enums import TASK_NAMES, TASK_TYPES
 from microlearn_grpc.services.grpc_errors import translate_errors
 
-_TASKS = {
-    "binary": common_pb2.TASK_TYPE_BINARY_CLASSIFICATION, "multiclass": common_pb2.TASK_TYPE_MULTICLASS_CLASSIFICATION,
-    "regression": common_pb2.TASK_TYPE_REGRESSION, "clustering": common_pb2.TASK_TYPE_CLUSTERING,
-}
-_TASK_NAMES = {v: k for k, v in _TASKS.items()}
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 1000, 50
 
 
@@ -29,7 +25,7 @@ def estimator_to_proto(cls) -> selector_pb2.Estimator:
         name=info["name"], estimator_id=info["estimator_id"], display_name=info["display_name"],
         description=info["description"],
         family=selector_pb2.EstimatorFamily.Value(f"ESTIMATOR_FAMILY_{info['family'].upper()}"),
-        supported_tasks=[_TASKS[t] for t in info["supported_tasks"]], relative_cost=info["relative_cost"],
+        supported_tasks=[TASK_TYPES[t] for t in info["supported_tasks"]], relative_cost=info["relative_cost"],
         supports_iteration_progress=info["supports_iteration_progress"],
         supports_early_stopping=info["supports_early_stopping"], supports_gpu=info["supports_gpu"],
         supports_class_weights=info["supports_class_weights"], handles_missing_values=info["handles_missing_values"],
@@ -64,9 +60,9 @@ class SelectorServicer(selector_pb2_grpc.SelectorServiceServicer):
             raise errors.InvalidArgument(f"page_size must be between 0 and {MAX_PAGE_SIZE}, got {request.page_size}")
         task = None
         if request.task != common_pb2.TASK_TYPE_UNSPECIFIED:
-            if request.task not in _TASK_NAMES:
+            if request.task not in TASK_NAMES:
                 raise errors.InvalidArgument(f"task {request.task} is not a known TaskType")
-            task = _TASK_NAMES[request.task]
+            task = TASK_NAMES[request.task]
         start = 0
         if request.page_token:
             try:
