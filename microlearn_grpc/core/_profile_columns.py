@@ -7,7 +7,6 @@ import math
 from decimal import Decimal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,6 +15,35 @@ ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}
 
 
 _SAMPLE = 8192  # values counted per chunk once a column is past the distinct cap
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a bijection of uint64 that spreads every input bit over the output."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * _M1
+        x = (x ^ (x >> np.uint64(27))) * _M2
+        return x ^ (x >> np.uint64(31))
+
+
+def hash_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit hash per string (or bytes) value. Python's own string hash (SipHash, in C) over the
+    values is ~4x faster than pandas' hashing and keeps pandas out of the server process. It is
+    salted per process (PYTHONHASHSEED), which is fine: hashes never leave one profiling run."""
+    return mix64(np.fromiter(map(hash, values.to_pylist()), dtype=np.int64, count=len(values)).view(np.uint64))
+
+
+def hash_numbers(values: np.ndarray) -> np.ndarray:
+    """64-bit hash per number by its value (-0.0 and 0.0 alike, every NaN alike)."""
+    if values.dtype.kind == "f":
+        values = np.where(np.isnan(values), np.nan, values.astype(np.float64) + 0.0)
+        bits = values.view(np.uint64)
+    else:
+        bits = np.ascontiguousarray(values).astype(np.int64, copy=False).view(np.uint64)
+    return mix64(bits ^ np.uint64(0x9E3779B97F4A7C15))
 
 
 class ValueCounts:
@@ -123,9 +151,7 @@ class DistinctSketch:
     def add(self, values: pa.Array | pa.ChunkedArray) -> None:
         if len(values) == 0:
             return
-        series = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(values) if isinstance(values, pa.Array)
-                                                         else values))
-        hashes = pd.util.hash_pandas_object(series, index=False).to_numpy()
+        hashes = hash_text(values)
         if self._mins.size >= self.k:  # full: only hashes below the current k-th smallest can enter
             hashes = hashes[hashes < self._mins[-1]]
         merged = np.unique(np.concatenate([self._mins, hashes]))
@@ -209,7 +235,7 @@ def render(value: object) -> str:
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
-    if isinstance(value, pd.Timestamp):
+    if hasattr(value, "isoformat"):  # pandas.Timestamp and friends
         return value.isoformat()
     return str(value)
 

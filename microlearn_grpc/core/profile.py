@@ -35,7 +35,6 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,6 +45,8 @@ from microlearn_grpc.core._profile_columns import (
     Reservoir,
     ValueCounts,
     finite_or_none,
+    hash_numbers,
+    hash_text,
     render,
 )
 
@@ -78,8 +79,7 @@ def _column_hashes(column: pa.ChunkedArray) -> np.ndarray:
     """64-bit hash per value, vectorized; equal values (and nulls) hash equal across batches."""
     t = column.type
     if _is_text(t):
-        series = pd.Series(pd.arrays.ArrowExtensionArray(column))
-        return pd.util.hash_pandas_object(series, index=False).to_numpy()
+        return hash_text(column)
     if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t) or pa.types.is_duration(t):
         column = column.cast(pa.int64()) if not pa.types.is_date32(t) else column.cast(pa.int32()).cast(pa.int64())
     elif pa.types.is_boolean(t):
@@ -87,7 +87,7 @@ def _column_hashes(column: pa.ChunkedArray) -> np.ndarray:
     elif pa.types.is_decimal(t):
         column = column.cast(pa.float64())
     values = column.fill_null(0).to_numpy() if column.null_count else column.to_numpy()
-    hashes = pd.util.hash_array(np.ascontiguousarray(values))
+    hashes = hash_numbers(np.ascontiguousarray(values))
     if column.null_count:
         hashes[column.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
     return hashes

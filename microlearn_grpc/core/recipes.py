@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
-from pyarrow import acero
 
 from microlearn_grpc.core._recipe_filter import BadStep as _Bad
 from microlearn_grpc.core._recipe_filter import compile_filter as _compile_filter
@@ -342,6 +341,8 @@ def _a_filter(table: pa.Table, params: dict, dry: bool) -> pa.Table:
     expr, cols = _compile_filter(params["expr"], table.schema)
     for c in cols:
         _need(table, c)
+    from pyarrow import acero  # lazy: it imports pyarrow.dataset, which imports pandas (~36 MB)
+
     plan = acero.Declaration.from_sequence([
         acero.Declaration("table_source", acero.TableSourceNodeOptions(table)),
         acero.Declaration("filter", acero.FilterNodeOptions(expr))])
