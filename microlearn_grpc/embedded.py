@@ -41,18 +41,20 @@ def _package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _read_or_create_secret(path: Path) -> str:
+def read_or_create_secret(path: Path, nbytes: int = 24) -> str:
+    """The secret stored in `path`, made (random, mode 0600) on first use."""
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(24)
+    value = secrets.token_urlsafe(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file, for error messages."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -63,11 +65,11 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, what: st
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise EmbeddedError(f"{what} exited with code {proc.returncode} during start; log {log}:\n{_log_tail(log)}")
+            raise EmbeddedError(f"{what} exited with code {proc.returncode} during start; log {log}:\n{log_tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
-    raise EmbeddedError(f"{what} did not accept connections on {host}:{port} within {timeout:.0f}s; log {log}:\n{_log_tail(log)}")
+    raise EmbeddedError(f"{what} did not accept connections on {host}:{port} within {timeout:.0f}s; log {log}:\n{log_tail(log)}")
 
 
 def _stop_process(proc: subprocess.Popen | None, sig: int, timeout: float = 15.0) -> None:
@@ -127,7 +129,7 @@ class EmbeddedPostgres:
     def start(self, timeout: float = 60.0) -> str:
         """Initialise on first use, start, and return the connection URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        password = _read_or_create_secret(self.data_dir / "password")
+        password = read_or_create_secret(self.data_dir / "password")
         run_as = self._run_as()
         if not (self.pgdata / "PG_VERSION").exists():
             if self.pgdata.exists():
@@ -202,7 +204,7 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 30.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        password = _read_or_create_secret(self.data_dir / "password")
+        password = read_or_create_secret(self.data_dir / "password")
         if self.port == 0:
             self.port = free_port(self.host)
         config = self.data_dir / "redis.conf"

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,7 +19,14 @@ from pathlib import Path
 
 from microlearn_grpc.bootstrap import redact
 from microlearn_grpc.config import ConfigError, Settings, load_settings
-from microlearn_grpc.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis, free_port
+from microlearn_grpc.embedded import (
+    EmbeddedError,
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    free_port,
+    log_tail,
+    read_or_create_secret,
+)
 
 
 class LaunchError(RuntimeError):
@@ -36,14 +42,7 @@ def _load_token(settings: Settings, data_dir: Path) -> str | None:
         return None
     if settings.token:
         return settings.token
-    path = data_dir / "token"
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token)
-    return token
+    return read_or_create_secret(data_dir / "token", nbytes=32)
 
 
 def _lock(data_dir: Path):
@@ -77,7 +76,7 @@ def _wait_grpc(address: str, token: str | None, proc: subprocess.Popen, log: Pat
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise LaunchError(f"the gRPC server exited with code {proc.returncode}; see {log}:\n{_tail(log)}")
+                raise LaunchError(f"the gRPC server exited with code {proc.returncode}; see {log}:\n{log_tail(log)}")
             with contextlib.suppress(grpc.RpcError):
                 if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
                     return
@@ -91,7 +90,7 @@ def _wait_http(host: str, port: int, proc: subprocess.Popen, log: Path, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LaunchError(f"the REST gateway exited with code {proc.returncode}; see {log}:\n{_tail(log)}")
+            raise LaunchError(f"the REST gateway exited with code {proc.returncode}; see {log}:\n{log_tail(log)}")
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1) as response:
                 if response.status == 200:
@@ -111,13 +110,6 @@ async def _ping_worker(redis_url: str, timeout: float) -> dict:
         return await job.result(timeout=timeout, poll_delay=0.1)
     finally:
         await pool.aclose()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 class _Children:
@@ -208,7 +200,7 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
             info = asyncio.run(_ping_worker(redis_url, timeout=60))
         except Exception as exc:  # noqa: BLE001
             dead = children.dead()
-            where = f"; see {dead[2]}:\n{_tail(dead[2])}" if dead else ""
+            where = f"; see {dead[2]}:\n{log_tail(dead[2])}" if dead else ""
             raise LaunchError(f"no worker answered a ping ({type(exc).__name__}: {exc}){where}") from None
         _say(f"worker: {workers} process(es), e.g. {info['worker_id']}")
         _say(f"logs: {data_dir / 'logs'}")

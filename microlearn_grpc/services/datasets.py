@@ -122,13 +122,7 @@ def _artifact_key(sha256: str) -> str:
 async def _blocking(fn: Callable[..., T], *args: Any, executor: ThreadPoolExecutor | None = None) -> T:
     """Run `fn` in a thread; if the caller is cancelled, wait for the thread before re-raising so
     cleanup never races a thread that is still writing files."""
-    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await future
-        raise
+    return await _settle(asyncio.get_running_loop().run_in_executor(executor, fn, *args))
 
 
 async def _settle(future: asyncio.Future, *, quiet: bool = False) -> Any:
