@@ -1,4 +1,8 @@
-"""The estimator registry: declarations, search spaces, hyperparameter validation, fit/predict on every task."""
+"""The estimator registry: declarations, search spaces, hyperparameter validation, fit/predict on every task.
+
+The XGBoost, LightGBM and Lightning estimators' training is tested in test_estimators_boosting.py, saving
+and loading every estimator in test_estimator_persistence.py.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ from microlearn_grpc.core.estimators import (CategoricalDistribution, EarlyStopp
 
 SKLEARN = [cls for cls in E.list_estimators() if cls.library == "scikit-learn"]
 CASES = [pytest.param(cls, task, id=f"{cls.name}-{task}") for cls in SKLEARN for task in E.TASKS if task in cls.tasks]
+ALL_CASES = [pytest.param(cls, task, id=f"{cls.name}-{task}")
+             for cls in E.list_estimators() for task in E.TASKS if task in cls.tasks]
+N_ESTIMATORS = 33  # 27 scikit-learn, 2 XGBoost, 2 LightGBM, 2 Lightning
 SIZES = [(None, None), (1, 1), (30, 3), (300, 8), (5_000_000, 2_000)]
 
 
@@ -98,6 +105,8 @@ def test_register_estimator_refuses_duplicates_and_broken_declarations() -> None
         E.register_estimator(type("Odd", (Constant,), {"name": "odd_for_test", "family": "magic"}))
     with pytest.raises(ValueError, match="tasks"):
         E.register_estimator(type("Odd", (Constant,), {"name": "odd_for_test", "tasks": frozenset({"ranking"})}))
+    with pytest.raises(ValueError, match="iterations_param 'rounds'"):
+        E.register_estimator(type("Odd", (Constant,), {"name": "odd_for_test", "iterations_param": "rounds"}))
     with pytest.raises(ValueError, match="lower_snake_case"):
         E.register_estimator(type("Odd", (Constant,), {"name": "Odd-Name"}))
     with pytest.raises(TypeError, match="abstract"):
@@ -105,8 +114,8 @@ def test_register_estimator_refuses_duplicates_and_broken_declarations() -> None
 
 
 def test_importing_the_registry_does_not_import_sklearn() -> None:
-    code = ("import sys, microlearn_grpc.core.estimators as e; assert len(e.list_estimators()) >= 25; "
-            "heavy = sorted(m for m in ('sklearn', 'numpy', 'scipy', 'torch', 'xgboost', 'lightgbm') "
+    code = (f"import sys, microlearn_grpc.core.estimators as e; assert len(e.list_estimators()) == {N_ESTIMATORS}; "
+            "heavy = sorted(m for m in ('sklearn', 'numpy', 'scipy', 'torch', 'xgboost', 'lightgbm', 'lightning') "
             "if m in sys.modules); print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
@@ -193,7 +202,7 @@ def test_clusterers_assign_new_rows_like_training_rows() -> None:
 
 # -- search spaces ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("cls", "task"), CASES)
+@pytest.mark.parametrize(("cls", "task"), ALL_CASES)
 def test_search_spaces_validate_their_defaults_and_samples(cls: type[Estimator], task: str) -> None:
     rng = random.Random(0)
     for n_rows, n_features in SIZES:
@@ -208,6 +217,8 @@ def test_search_spaces_validate_their_defaults_and_samples(cls: type[Estimator],
         assert [p.name for p in message.parameters] == list(space.names)
         assert SearchSpace.from_dict(space.to_dict()) == space
     cls(task, cls.search_space(task).sample(rng))  # a sample of the widest space is a valid request
+    if cls.iterations_param is not None:  # a job's max_iterations, however small, sets it
+        assert cls(task, {cls.iterations_param: 1}).resolved_params()[cls.iterations_param] == 1
 
 
 @pytest.mark.parametrize(("cls", "task"), CASES)
@@ -295,6 +306,8 @@ def test_unsupported_tasks_devices_and_class_weights_are_refused() -> None:
         E.get_estimator("kmeans").search_space("regression")
     with pytest.raises(ValueError, match="CPU-only"):
         E.get_estimator("random_forest_classifier")("binary", device="cuda")
+    with pytest.raises(ValueError, match="'cpu', 'cuda' or 'cuda:N'"):
+        E.get_estimator("random_forest_classifier")("binary", device="gpu")
     with pytest.raises(ValueError, match="cannot reweight classes"):
         E.get_estimator("knn_classifier")("binary", balance_classes=True)
     with pytest.raises(ValueError, match="needs a target"):
@@ -354,7 +367,7 @@ def test_boosting_reports_every_round_with_losses(name, task, data) -> None:
     assert [s for s, _ in calls] == list(range(1, 31))
     assert set(calls[0][1]) == {"train_loss", "val_loss"}
     assert calls[-1][1]["train_loss"] < calls[0][1]["train_loss"]
-    assert est.n_iterations_ == 30 and est.stop_reason_ is None
+    assert est.n_iterations_ == est.best_iteration_ == 30 and est.stop_reason_ is None
     steps: list[int] = []
     E.get_estimator(name)(task, {"max_iter": 30}).fit(X, y, on_iteration=lambda s, m: steps.append(s))
     assert steps == list(range(1, 31))  # without validation data: training loss only
@@ -367,7 +380,7 @@ def test_boosting_stops_when_the_callback_says_so(name, task, data) -> None:
     est = E.get_estimator(name)(task, {"max_iter": 200}).fit(
         X, y, on_iteration=lambda s, m: steps.append(s) or s < 7)
     assert steps == list(range(1, 8))
-    assert est.n_iterations_ == 7 and est.stop_reason_ == "cancelled"
+    assert est.n_iterations_ == est.best_iteration_ == 7 and est.stop_reason_ == "cancelled"
     assert est.predict(X[:5]).shape == (5,)  # what was fitted so far is a usable model
 
 
@@ -381,6 +394,7 @@ def test_boosting_stops_early_with_patience(name, task) -> None:
         X[:200], y[:200], X_val=X[200:], y_val=y[200:], on_iteration=lambda s, m: steps.append(s),
         early_stopping=EarlyStopping(patience=4))
     assert est.stop_reason_ == "early_stopping"
+    assert est.best_iteration_ == est.n_iterations_  # scikit-learn keeps the rounds after the best one
     assert 4 <= est.n_iterations_ < 50 and steps == list(range(1, est.n_iterations_ + 1))
     longer = E.get_estimator(name)(task, {"max_iter": 500, "learning_rate": 0.5}).fit(
         X, y, early_stopping=EarlyStopping(patience=40))  # no X_val: a 10% split of the training rows
@@ -390,7 +404,9 @@ def test_boosting_stops_early_with_patience(name, task) -> None:
 def test_non_iterative_estimators_ignore_early_stopping(data, caplog) -> None:
     X, y = data["regression"]
     est = E.get_estimator("ridge")("regression").fit(X, y, early_stopping=EarlyStopping())
-    assert est.is_fitted and est.stop_reason_ is None
+    assert est.is_fitted and est.stop_reason_ is None and est.best_iteration_ is None
+    assert E.get_estimator("ridge").iterations_param is None
+    assert E.get_estimator("hist_gradient_boosting_regressor").iterations_param == "max_iter"
     assert "does not support early stopping" in caplog.text
     with pytest.raises(ValueError):
         EarlyStopping(patience=0)

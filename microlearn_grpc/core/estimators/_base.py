@@ -2,7 +2,9 @@
 
 A class declares its tasks, search space, cost relative to LightGBM, the preprocessing it needs and the
 hardware it can use; ``register_estimator`` adds it to the name → class registry the selector, trainer
-and HPO read. Nothing here imports a machine-learning library: subclasses import theirs inside methods.
+and HPO read. A fitted estimator saves itself to a directory (``Estimator.save``) that ``load_estimator``
+reads back. Nothing here imports a machine-learning library at import time: subclasses import theirs
+inside methods.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import difflib
 import importlib.metadata
 import importlib.util
 import inspect
+import json
 import logging
+import math
+import pathlib
+import pickle
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +39,8 @@ CLASSIFICATION_TASKS = frozenset({BINARY, MULTICLASS})
 FAMILIES = ("gradient_boosting", "tree_ensemble", "decision_tree", "linear", "nearest_neighbors", "svm",
             "naive_bayes", "neural_network", "clustering", "baseline")
 MODEL_FORMATS = ("xgboost", "lightgbm", "torch_state_dict", "sklearn_pipeline")
+ESTIMATOR_FILE = "estimator.json"  # written by Estimator.save next to the model files of its format
+_DEVICE = re.compile(r"cpu|cuda(?::(\d+))?")
 
 # on_iteration(step, metrics): step counts boosting rounds or epochs from 1 (0 = the only report of a
 # non-iterative fit); returning False (not None) asks the fit to stop, which is how cancellation arrives.
@@ -81,7 +89,8 @@ class Estimator(abc.ABC):
     Hyperparameters given to the constructor are checked against the space for an unknown data size
     (the widest one); the ones left out take the defaults adapted to the data when ``fit`` sees it.
     A fitted estimator pickles; store it whole rather than ``model_`` alone, since some predict rules
-    (DBSCAN's, agglomerative clustering's) live on it.
+    (DBSCAN's, agglomerative clustering's) live on it. ``save`` writes it to a directory, in its library's
+    native format where it has one, and ``load_estimator`` reads it back.
     """
 
     name: ClassVar[str]  # registry key, e.g. "random_forest_classifier"
@@ -91,10 +100,14 @@ class Estimator(abc.ABC):
     tasks: ClassVar[frozenset[str]]
     library: ClassVar[str]  # distribution name, for the version and messages ("scikit-learn")
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules it needs; empty means (library,)
+    distributions: ClassVar[tuple[str, ...]] = ()  # installed packages that provide it; empty means (library,)
     install_hint: ClassVar[str] = ""  # how to get the library, e.g. "pip install 'microlearn[torch]'"
     model_format: ClassVar[str]  # one of MODEL_FORMATS
     relative_cost: ClassVar[float] = 1.0  # fit time with defaults vs. LightGBM on the same data (FLAML's idea)
     relative_cost_gpu: ClassVar[float | None] = None  # the same on a GPU, for supports_gpu estimators
+    # The hyperparameter counting boosting rounds or epochs, which a job's max_iterations sets; None when
+    # the fit is not iterative.
+    iterations_param: ClassVar[str | None] = None
     supports_iteration_progress: ClassVar[bool] = False
     supports_early_stopping: ClassVar[bool] = False
     supports_gpu: ClassVar[bool] = False
@@ -145,10 +158,12 @@ class Estimator(abc.ABC):
 
     @classmethod
     def library_version(cls) -> str | None:
-        try:
-            return importlib.metadata.version(cls.library)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        for distribution in cls.distributions or (cls.library,):
+            try:
+                return importlib.metadata.version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
 
     @classmethod
     def check_data_size(cls, n_rows: int, n_features: int) -> str | None:
@@ -184,6 +199,8 @@ class Estimator(abc.ABC):
     def __init__(self, task: str, params: Mapping[str, Any] | None = None, *, seed: int = 0, n_jobs: int = 1,
                  device: str = "cpu", balance_classes: bool = False):
         self.check_task(task)
+        if not _DEVICE.fullmatch(device):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
         if n_jobs == 0 or n_jobs < -1:
             raise ValueError(f"n_jobs must be a positive number of threads or -1 (all), got {n_jobs}")
         if device != "cpu" and not self.supports_gpu:
@@ -204,12 +221,19 @@ class Estimator(abc.ABC):
         self.model_: Any = None
         self.params_: dict[str, Any] | None = None
         self.n_iterations_: int | None = None
+        self.best_iteration_: int | None = None  # rounds the fitted model predicts with (iterative fits only)
         self.stop_reason_: str | None = None  # None, "early_stopping" or "cancelled"
         self.fit_seconds_: float | None = None
         self._labels: Any = None  # clustering: the cluster of each training row
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, params={self.params!r})"
+
+    @property
+    def gpu_index(self) -> int | None:
+        """The CUDA device number to train on, or None for the CPU."""
+        match = _DEVICE.fullmatch(self.device)
+        return None if self.device == "cpu" or match is None else int(match.group(1) or 0)
 
     def resolved_params(self, n_rows: int | None = None, n_features: int | None = None) -> dict[str, Any]:
         """The requested hyperparameters completed with the defaults for this data size."""
@@ -246,7 +270,7 @@ class Estimator(abc.ABC):
         params = self.resolved_params(n_rows, n_features)
         self._check_data(params, n_rows, n_features)
         progress = Progress(on_iteration)
-        self.model_, self.n_iterations_, self.stop_reason_ = None, None, None
+        self.model_, self.n_iterations_, self.best_iteration_, self.stop_reason_ = None, None, None, None
         started = time.perf_counter()
         model = self._fit(params, X, y, X_val, y_val, progress, early_stopping)
         self.fit_seconds_ = time.perf_counter() - started
@@ -296,6 +320,209 @@ class Estimator(abc.ABC):
             raise NotImplementedError("fit_predict is for clustering; use fit(X, y) then predict(X)")
         return self.fit(X).labels_
 
+    # -- persistence --------------------------------------------------------------------------------
+
+    def save(self, directory: pathlib.Path) -> list[str]:
+        """Write the fitted estimator into ``directory`` (existing and empty) and return the file names written:
+        ``estimator.json`` (what it is and how it was fitted), then the model files of its format."""
+        self._fitted()
+        directory = pathlib.Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory} is not a directory")
+        if any(directory.iterdir()):
+            raise FileExistsError(f"{directory} is not empty: an estimator is saved into an empty directory")
+        meta = {"name": self.name, "task": self.task, "params_": self.params_, "n_iterations_": self.n_iterations_,
+                "best_iteration_": self.best_iteration_, "stop_reason_": self.stop_reason_,
+                "fit_seconds_": self.fit_seconds_, "seed": self.seed, "format": self.model_format,
+                "library_version": self.library_version()}
+        (directory / ESTIMATOR_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return [ESTIMATOR_FILE, *self._save(directory)]
+
+    def _save(self, directory: pathlib.Path) -> list[str]:
+        """Write the model files and return their names. This default pickles the whole estimator, since
+        some predict rules (DBSCAN's, agglomerative clustering's) live on it rather than on ``model_``."""
+        with open(directory / "model.pkl", "wb") as file:
+            pickle.dump(self, file, protocol=5)
+        return ["model.pkl"]
+
+    @classmethod
+    def _load(cls, directory: pathlib.Path, meta: dict[str, Any]) -> Estimator:
+        """The estimator ``_save`` wrote, on the CPU; ``meta`` is the content of ``estimator.json``."""
+        with open(directory / "model.pkl", "rb") as file:
+            estimator = pickle.load(file)
+        if type(estimator) is not cls:
+            raise ValueError(f"model.pkl holds a {type(estimator).__qualname__}, not a {cls.__qualname__}")
+        return estimator
+
+    @classmethod
+    def _restore(cls, meta: Mapping[str, Any]) -> Estimator:
+        """An instance with the fitted state recorded in ``estimator.json``, ready for ``_load`` to add the
+        model; its hyperparameters are taken as recorded (they were checked when it was fitted)."""
+        estimator = cls(meta["task"], seed=int(meta["seed"]))
+        estimator.params = dict(meta["params_"])
+        estimator.params_ = dict(meta["params_"])
+        estimator.n_iterations_ = meta.get("n_iterations_")
+        estimator.best_iteration_ = meta.get("best_iteration_")
+        estimator.stop_reason_ = meta.get("stop_reason_")
+        estimator.fit_seconds_ = meta.get("fit_seconds_")
+        return estimator
+
+
+# -- iterative estimators ---------------------------------------------------------------------------------
+
+class RoundTracker:
+    """What every iterative fit shares: it relays each round's metrics to ``progress``, remembers the round
+    with the lowest ``val_loss`` and says when to stop, for cancellation or early stopping.
+
+    A round improves when its validation loss is below the best so far by more than ``min_delta``; the fit
+    stops once ``patience`` rounds pass without one. ``best_iteration`` is the number of rounds the final
+    model keeps: the best round under early stopping, every round otherwise.
+    """
+
+    def __init__(self, progress: Progress, early_stopping: EarlyStopping | None):
+        self.progress = progress
+        self.early_stopping = early_stopping
+        self.rounds = 0
+        self.best_round: int | None = None
+        self.best_loss = math.inf
+        self.stop_reason: str | None = None
+
+    def update(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Record round ``step`` (counted from 1); True means stop after it."""
+        self.rounds = step
+        loss = metrics.get("val_loss")
+        min_delta = self.early_stopping.min_delta if self.early_stopping is not None else 0.0
+        if loss is not None and loss < self.best_loss - min_delta:
+            self.best_round, self.best_loss = step, loss
+        if not self.progress.report(step, metrics):
+            self.stop_reason = "cancelled"
+        elif (self.early_stopping is not None and self.best_round is not None
+              and step - self.best_round >= self.early_stopping.patience):
+            self.stop_reason = "early_stopping"
+        return self.stop_reason is not None
+
+    @property
+    def improved(self) -> bool:
+        """Whether the last round recorded is the best so far."""
+        return self.best_round is not None and self.best_round == self.rounds
+
+    @property
+    def best_iteration(self) -> int:
+        if self.early_stopping is not None and self.best_round is not None:
+            return self.best_round
+        return self.rounds
+
+
+@dataclass
+class FitData:
+    """An iterative fit's inputs as arrays: features, targets (class codes or floats), row weights (None
+    without class balancing), the validation rows, and the number of classes (None for regression)."""
+
+    X: Any
+    y: Any
+    w: Any
+    X_val: Any
+    y_val: Any
+    w_val: Any
+    n_classes: int | None
+
+
+class IterativeEstimator(Estimator):
+    """A model its own library trains round by round (boosting rounds, epochs) behind ``_train``.
+
+    The fit turns the inputs into ``FitData`` (holding out 10% of the training rows, with the seed and
+    stratified for classes, when early stopping has no ``X_val``; class-balancing row weights), runs
+    ``_train`` with a ``RoundTracker`` and records how the rounds went. ``_train`` returns a model that
+    predicts with ``tracker.best_iteration`` rounds. Predictions come from ``_raw_predict``.
+    """
+
+    supports_iteration_progress = True
+    supports_early_stopping = True
+    _n_classes: int | None = None  # set by the fit, or by _load from the stored model
+
+    @abc.abstractmethod
+    def _train(self, params: dict[str, Any], data: FitData, tracker: RoundTracker) -> Any:
+        """Train, calling ``tracker.update`` after every round and stopping when it says so."""
+
+    @abc.abstractmethod
+    def _raw_predict(self, X: Any) -> Any:
+        """Regression values, or class probabilities: rows x classes, or the positive class's alone."""
+
+    def _fit(self, params, X, y, X_val, y_val, progress, early_stopping):
+        data = _fit_data(self, X, y, X_val, y_val, holdout=early_stopping is not None)
+        tracker = RoundTracker(progress, early_stopping)
+        model = self._train(params, data, tracker)
+        self.n_iterations_, self.best_iteration_ = tracker.rounds, tracker.best_iteration
+        self.stop_reason_ = tracker.stop_reason
+        self._n_classes = data.n_classes
+        return model
+
+    def predict(self, X: Any) -> Any:
+        if self.task in CLASSIFICATION_TASKS:
+            return self.predict_proba(X).argmax(axis=1)
+        self._fitted()
+        return self._raw_predict(_matrix(X))
+
+    def predict_proba(self, X: Any) -> Any:
+        import numpy as np
+
+        if self.task not in CLASSIFICATION_TASKS:
+            raise NotImplementedError(f"{self.name} gives no probabilities for task {self.task!r}")
+        self._fitted()
+        proba = self._raw_predict(_matrix(X))
+        return np.column_stack([1.0 - proba, proba]) if proba.ndim == 1 else proba
+
+    @property
+    def classes_(self) -> Any:
+        import numpy as np
+
+        if self.task not in CLASSIFICATION_TASKS:
+            raise AttributeError(f"{self.name} has no classes for task {self.task!r}")
+        self._fitted()
+        return np.arange(self._n_classes)  # the trainer hands over class codes 0..K-1
+
+
+def _matrix(X: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(X, dtype=np.float64)
+
+
+def _fit_data(estimator: Estimator, X: Any, y: Any, X_val: Any, y_val: Any, *, holdout: bool) -> FitData:
+    import numpy as np
+
+    classify = estimator.task in CLASSIFICATION_TASKS
+    dtype = np.int64 if classify else np.float64
+    X, y = _matrix(X), np.asarray(y, dtype=dtype)
+    if X_val is not None:
+        X_val, y_val = _matrix(X_val), np.asarray(y_val, dtype=dtype)
+    elif holdout:
+        X, X_val, y, y_val = _holdout(X, y, estimator.seed, classify)
+    if not classify:
+        return FitData(X, y, None, X_val, y_val, None, None)
+    n_classes = max(2, int(y.max()) + 1, int(y_val.max()) + 1 if y_val is not None and len(y_val) else 0)
+    if not estimator.balance_classes:
+        return FitData(X, y, None, X_val, y_val, None, n_classes)
+    # scikit-learn's "balanced": rows / (classes * rows of the class), from the training rows' counts.
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return FitData(X, y, weights[y], X_val, y_val, None if y_val is None else weights[y_val], n_classes)
+
+
+def _holdout(X: Any, y: Any, seed: int, stratify: bool) -> tuple[Any, Any, Any, Any]:
+    """10% of the rows (at least one) for validation, stratified where every class can spare a row."""
+    from sklearn.model_selection import train_test_split
+
+    if len(y) < 2:
+        raise ValueError("early stopping needs at least 2 training rows to hold some out for validation")
+    size = max(1, round(0.1 * len(y)))
+    try:
+        return train_test_split(X, y, test_size=size, random_state=seed, stratify=y if stratify else None)
+    except ValueError:  # a class with one row, or fewer validation rows than classes
+        return train_test_split(X, y, test_size=size, random_state=seed)
+
 
 def _shape(X: Any) -> tuple[int, int]:
     shape = getattr(X, "shape", None)
@@ -336,7 +563,8 @@ def _check_declaration(cls: type) -> None:
         if limit is not None and not (isinstance(limit, int) and limit > 0):
             raise ValueError(f"{where}.{attr} must be a positive int or None")
     for task in cls.tasks:  # a broken space should fail at import, not in the middle of a study
-        cls.search_space(task)
+        if cls.iterations_param is not None and cls.iterations_param not in cls.search_space(task):
+            raise ValueError(f"{where}.iterations_param {cls.iterations_param!r} is not in its {task} space")
         cls.search_space(task, 50, 5)
 
 
@@ -363,6 +591,18 @@ def get_estimator(name: str) -> type[Estimator]:
         close = difflib.get_close_matches(key, _REGISTRY, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise KeyError(f"unknown estimator {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def load_estimator(directory: pathlib.Path) -> Estimator:
+    """The estimator ``Estimator.save`` wrote into ``directory``, on the CPU. The caller checks the files'
+    integrity first: a pickled model runs code when it is read. KeyError for an estimator not registered
+    here, ValueError for files of another format."""
+    directory = pathlib.Path(directory)
+    meta = json.loads((directory / ESTIMATOR_FILE).read_text())
+    cls = get_estimator(meta["name"])
+    if meta.get("format") != cls.model_format:
+        raise ValueError(f"{directory} holds a {meta.get('format')!r} model; {cls.name} stores {cls.model_format!r}")
+    return cls._load(directory, meta)
 
 
 def list_estimators(task: str | None = None, *, available_only: bool = False) -> list[type[Estimator]]:

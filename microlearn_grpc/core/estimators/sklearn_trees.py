@@ -141,6 +141,7 @@ class _HistGradientBoosting(SklearnEstimator):
 
     family = "gradient_boosting"
     fixed_params = {"categorical_features": "from_dtype", "early_stopping": False}
+    iterations_param = "max_iter"
     relative_cost = 1.2
     supports_iteration_progress = True
     supports_early_stopping = True
@@ -153,7 +154,8 @@ class _HistGradientBoosting(SklearnEstimator):
         leaf_high = 200 if n_rows is None else min(200, n_rows // 10)
         return _space(
             _float("learning_rate", 0.01, 1.0, 0.1, "Shrinkage of each tree's contribution.", log=True),
-            _int("max_iter", 10, 2000, 100, "Boosting rounds (upper bound with early stopping).", log=True),
+            # From 1: a job's max_iterations and a refit's best iteration set it too.
+            _int("max_iter", 1, 2000, 100, "Boosting rounds (upper bound with early stopping).", log=True),
             _int("max_leaf_nodes", 4, 256, 31, "Leaves per tree.", log=True),
             _int("min_samples_leaf", 2, leaf_high, 20, "Fewest training rows in a leaf.", log=True),
             _float("l2_regularization", 0.0, 10.0, 0.0, "l2 penalty on leaf values."),
@@ -191,6 +193,7 @@ class _HistGradientBoosting(SklearnEstimator):
             if not progress.report(step, _round_metrics(model, step)):
                 break
         self.n_iterations_ = int(model.n_iter_)
+        self.best_iteration_ = self.n_iterations_  # scikit-learn keeps the rounds after the best one
         if progress.cancelled:
             self.stop_reason_ = "cancelled"
         elif model.n_iter_ < total:
