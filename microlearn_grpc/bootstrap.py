@@ -13,13 +13,16 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
+from arq.connections import ArqRedis
 
 from microlearn_grpc.config import ConfigError, Settings
 from microlearn_grpc.core.ingest import IngestLimits
 from microlearn_grpc.services.datasets import DatasetService
+from microlearn_grpc.services.training import TrainingService
 from microlearn_grpc.storage import db
 from microlearn_grpc.storage.artifacts import ArtifactStore, open_artifact_store
 from microlearn_grpc.storage.datasets_repo import DatasetRepository
+from microlearn_grpc.storage.events import EventBus
 
 
 def redact(url: str) -> str:
@@ -36,9 +39,13 @@ class Container:
     redis: aioredis.Redis
     artifacts: ArtifactStore
     datasets: DatasetService
+    queue: ArqRedis
+    training: TrainingService
 
     async def close(self) -> None:
         self.datasets.close()
+        with contextlib.suppress(Exception):
+            await self.queue.aclose()
         with contextlib.suppress(Exception):
             await self.artifacts.close()
         with contextlib.suppress(Exception):
@@ -86,4 +93,9 @@ async def build(settings: Settings) -> Container:
     datasets = DatasetService(DatasetRepository(pool), pool, artifacts, work_dir=work_dir, limits=limits,
                               max_concurrent_uploads=settings.max_concurrent_uploads)
     datasets.sweep_stale_work()
-    return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets)
+    queue = ArqRedis.from_url(settings.redis_url)
+    training = TrainingService(pool, EventBus(redis_client), queue, datasets, artifacts,
+                               max_attempts=settings.max_job_attempts, max_timeout_seconds=settings.job_timeout_seconds,
+                               queue_name=settings.queue_name)
+    return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets,
+                     queue=queue, training=training)

@@ -94,30 +94,45 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Jobs run at once (default MICROLEARN_WORKER_CONCURRENCY or 2)."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", help="Fits run at once, MAX_PARALLEL_JOBS (default MICROLEARN_WORKER_CONCURRENCY or 2)."),
+    gpus: Optional[str] = typer.Option(
+        None, "--gpus", help="GPUs to use: 'auto' (detect with nvidia-smi, the default; MICROLEARN_GPUS), "
+                             "'none' for CPU only, or device indexes such as '0,1'. Each concurrent job gets "
+                             "its own GPU; jobs beyond the GPU count, and estimators without GPU support, use the CPU."),
+    threads_per_job: Optional[int] = typer.Option(
+        None, "--threads-per-job", min=1, help="CPU threads one fit may use (default: cores / concurrency)."),
+    job_timeout: Optional[int] = typer.Option(
+        None, "--job-timeout", min=1, help="Seconds before a job is failed as timed out, unless its spec sets "
+                                           "timeout_seconds (default MICROLEARN_JOB_TIMEOUT_SECONDS or 86400)."),
     burst: bool = typer.Option(False, "--burst", help="Exit when the queue is empty (for scripts and tests)."),
 ) -> None:
     """Run an arq worker that executes jobs from the queue (training, trials, batch predictions).
 
-    Start as many as you like, on any host that reaches PostgreSQL, Redis and the artifact store.
+    Start as many as you like, on any host that reaches PostgreSQL, Redis and the artifact store
+    (and shares MICROLEARN_MODEL_SIGNING_KEY). Each fit runs in its own child process; the worker
+    heartbeats every MICROLEARN_HEARTBEAT_SECONDS, and a reconciler on every worker re-queues jobs
+    whose worker stopped heartbeating for MICROLEARN_JOB_LEASE_SECONDS.
 
-    Example: MICROLEARN_DATABASE_URL=... MICROLEARN_REDIS_URL=... microlearn worker --concurrency 4
+    Example: MICROLEARN_DATABASE_URL=... MICROLEARN_REDIS_URL=... microlearn worker --concurrency 4 --gpus auto
     """
     import logging
 
     from arq.worker import run_worker
 
     from microlearn_grpc.config import ConfigError, load_settings
-    from workers.settings import WorkerSettings, redis_settings
+    from microlearn_grpc.devices import parse_gpu_list
+    from workers.settings import WorkerSettings, redis_settings, worker_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(worker_concurrency=concurrency)
+        settings = load_settings(worker_concurrency=concurrency, gpus=gpus, threads_per_job=threads_per_job,
+                                 job_timeout_seconds=job_timeout)
         settings.require_backends()
-    except ConfigError as exc:
+        parse_gpu_list(settings.gpus)
+    except (ConfigError, ValueError) as exc:
         _fail(str(exc))
-    run_worker(WorkerSettings, redis_settings=redis_settings(settings.redis_url), max_jobs=settings.worker_concurrency,
-               burst=burst)
+    run_worker(WorkerSettings, redis_settings=redis_settings(settings.redis_url), **worker_options(settings, burst=burst))
 
 
 @app.command()

@@ -48,6 +48,16 @@ class Settings:
     max_compression_ratio: float = 200.0
     max_concurrent_uploads: int = 4
     worker_concurrency: int = 2
+    model_signing_key: str | None = None
+    gpus: str = "auto"
+    threads_per_job: int = 0
+    job_timeout_seconds: int = 24 * 3600
+    job_lease_seconds: float = 30.0
+    heartbeat_seconds: float = 1.0
+    reconcile_interval_seconds: int = 5
+    max_job_attempts: int = 3
+    worker_poll_seconds: float = 0.01
+    queue_name: str = "microlearn:jobs"
 
     @property
     def artifacts(self) -> str:
@@ -58,6 +68,21 @@ class Settings:
     def mlflow_uri(self) -> str:
         """MLflow tracking URI; MLflow 3 wants a database backend, so default to SQLite in the data dir."""
         return self.mlflow_tracking_uri or f"sqlite:///{(self.data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+
+    def signing_key(self) -> bytes:
+        """The HMAC key model artifacts are signed with: MICROLEARN_MODEL_SIGNING_KEY, or a random key
+        kept in the data dir (enough for one host; several hosts must share the variable)."""
+        if self.model_signing_key:
+            return self.model_signing_key.encode()
+        from microlearn_grpc.embedded import read_or_create_secret
+
+        return read_or_create_secret(self.data_dir / "model-signing-key", nbytes=32).encode()
+
+    def job_threads(self) -> int:
+        """Threads one fit may use: MICROLEARN_THREADS_PER_JOB, else the cores shared among concurrent jobs."""
+        if self.threads_per_job:
+            return self.threads_per_job
+        return max(1, (os.cpu_count() or 1) // max(1, self.worker_concurrency))
 
     def require_backends(self) -> None:
         """Fail with an actionable message when a server process has no Postgres/Redis to talk to."""
@@ -99,6 +124,20 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int = 0, high:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float = 0.0,
+           high: float = float(1 << 62)) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
     return value
@@ -149,6 +188,16 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_columns=_int(env, "MICROLEARN_MAX_COLUMNS", 2000, low=1),
         max_concurrent_uploads=_int(env, "MICROLEARN_MAX_CONCURRENT_UPLOADS", 4, low=1, high=256),
         worker_concurrency=_int(env, "MICROLEARN_WORKER_CONCURRENCY", 2, low=1, high=256),
+        model_signing_key=env.get("MICROLEARN_MODEL_SIGNING_KEY") or None,
+        gpus=env.get("MICROLEARN_GPUS") or "auto",
+        threads_per_job=_int(env, "MICROLEARN_THREADS_PER_JOB", 0, high=1024),
+        job_timeout_seconds=_int(env, "MICROLEARN_JOB_TIMEOUT_SECONDS", 24 * 3600, low=1),
+        job_lease_seconds=_float(env, "MICROLEARN_JOB_LEASE_SECONDS", 30.0, low=1.0),
+        heartbeat_seconds=_float(env, "MICROLEARN_HEARTBEAT_SECONDS", 1.0, low=0.05, high=60.0),
+        reconcile_interval_seconds=_int(env, "MICROLEARN_RECONCILE_INTERVAL_SECONDS", 5, low=1, high=60),
+        max_job_attempts=_int(env, "MICROLEARN_MAX_JOB_ATTEMPTS", 3, low=1, high=100),
+        worker_poll_seconds=_float(env, "MICROLEARN_WORKER_POLL_SECONDS", 0.01, low=0.001, high=10.0),
+        queue_name=env.get("MICROLEARN_QUEUE_NAME") or "microlearn:jobs",
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(values) - {f.name for f in dataclasses.fields(Settings)}

@@ -65,8 +65,10 @@ def _unimplemented_servicer(spec: ServiceSpec):
 def _implemented(container: Container) -> dict[str, Callable[[], object]]:
     from microlearn_grpc.services.dataset_servicer import DatasetServicer
     from microlearn_grpc.services.selector_servicer import SelectorServicer
+    from microlearn_grpc.services.trainer_servicer import TrainerServicer
 
-    return {"dataset": lambda: DatasetServicer(container.datasets), "selector": SelectorServicer}
+    return {"dataset": lambda: DatasetServicer(container.datasets), "selector": SelectorServicer,
+            "trainer": lambda: TrainerServicer(container.training)}
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:

@@ -83,7 +83,7 @@ class ServerThread:
 def make_settings(backends: Backends, data_dir: Path, **overrides):
     from microlearn_grpc.config import load_settings
 
-    return load_settings(env={}, data_dir=data_dir, database_url=backends.database_url, redis_url=backends.redis_url,
+    return load_settings(env={}, data_dir=data_dir.resolve(), database_url=backends.database_url, redis_url=backends.redis_url,
                          token=TOKEN, grpc_port=0, **overrides)
 
 
@@ -134,3 +134,71 @@ def sql(backends: Backends, query: str, *args: Any) -> list[dict]:
         finally:
             await conn.close()
     return asyncio.run(_run())
+
+
+class WorkerProcesses:
+    """`microlearn worker` processes (real arq workers, as a user starts them) sharing the
+    platform's data dir, so they read its datasets and sign models with its key."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: list[Any] = []
+
+    def start(self, count: int = 1, **extra_env: str) -> list[Any]:
+        import os
+        import subprocess
+        import sys
+
+        started = []
+        for _ in range(count):
+            log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
+            proc = subprocess.Popen([sys.executable, "-m", "microlearn_grpc", "worker"],
+                                    env={**os.environ, **self.env, **extra_env}, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs.append(proc)
+            started.append(proc)
+        return started
+
+    def stop(self, proc: Any) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if proc.poll() is None:
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            self.stop(proc)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
+
+
+# Short leases so the lost-worker path runs in seconds (the defaults are 30 s / 1 s / 5 s).
+WORKER_ENV = {"MICROLEARN_JOB_LEASE_SECONDS": "4", "MICROLEARN_HEARTBEAT_SECONDS": "0.5",
+              "MICROLEARN_RECONCILE_INTERVAL_SECONDS": "1", "MICROLEARN_WORKER_CONCURRENCY": "2",
+              "MICROLEARN_THREADS_PER_JOB": "1", "MICROLEARN_GPUS": "none"}
+
+
+@pytest.fixture(scope="session")
+def worker_env(backends, platform) -> dict[str, str]:
+    settings = platform.settings
+    return {"MICROLEARN_DATABASE_URL": backends.database_url, "MICROLEARN_REDIS_URL": backends.redis_url,
+            "MICROLEARN_DATA_DIR": str(settings.data_dir), **WORKER_ENV}
+
+
+@pytest.fixture(scope="session")
+def workers(worker_env, tmp_path_factory) -> Iterator[WorkerProcesses]:
+    """Two worker processes serving the `platform` fixture's server."""
+    pool = WorkerProcesses(worker_env, tmp_path_factory.mktemp("worker-logs"))
+    pool.start(2)
+    yield pool
+    pool.stop_all()

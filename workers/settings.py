@@ -1,26 +1,44 @@
 """arq worker definition: the functions workers run and the clients they share via `ctx`.
 
-Training, trials, evaluation and batch prediction jobs are added here by their issues; the
-worker already connects to PostgreSQL and the artifact store at start, so a misconfigured worker
-fails at once instead of at its first job.
+`microlearn worker` runs `WorkerSettings` with the options of `worker_options(settings)` (queue
+polling, concurrency, the reconciler's cron). At start a worker connects to PostgreSQL, Redis and
+the artifact store and detects its GPUs, so a misconfigured worker fails at once instead of at its
+first job. Jobs: `run_job` (training jobs and HPO trials), `ping` (health check), and the
+reconciler (cron).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.cron import cron
 
-QUEUE_NAME = "microlearn:jobs"
+from workers.queue import QUEUE_NAME, RUN_JOB
+from workers.reconciler import reconcile
+
+__all__ = ["QUEUE_NAME", "WorkerSettings", "redis_settings", "worker_options"]
+
+log = logging.getLogger(__name__)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     from microlearn_grpc.bootstrap import connect_database
     from microlearn_grpc.config import load_settings
+    from microlearn_grpc.core.ingest import IngestLimits
+    from microlearn_grpc.devices import DevicePool, detect_gpus, parse_gpu_list
+    from microlearn_grpc.services.datasets import DatasetService
     from microlearn_grpc.storage.artifacts import open_artifact_store
+    from microlearn_grpc.storage.datasets_repo import DatasetRepository
+    from microlearn_grpc.storage.events import EventBus
+    from microlearn_grpc.tracking import Tracker
+    from workers.training import TrainingRunner
 
     settings = load_settings()
     settings.require_backends()
@@ -30,9 +48,28 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["artifacts"] = open_artifact_store(settings.artifacts, endpoint_url=settings.s3_endpoint_url,
                                            region=settings.s3_region, access_key_id=settings.s3_access_key_id,
                                            secret_access_key=settings.s3_secret_access_key)
+    ctx["bus"] = EventBus(ctx["redis"])
+    work_dir = Path(settings.data_dir).resolve() / "work"
+    ctx["datasets"] = DatasetService(DatasetRepository(ctx["pool"]), ctx["pool"], ctx["artifacts"],
+                                     work_dir=work_dir, limits=IngestLimits(), max_concurrent_uploads=1)
+    gpus = detect_gpus(parse_gpu_list(settings.gpus))
+    ctx["devices"] = DevicePool(gpus)
+    ctx["tracker"] = Tracker(settings.mlflow_uri, artifact_root=Path(settings.data_dir).resolve() / "mlflow" / "artifacts")
+    ctx["training"] = TrainingRunner(settings=settings, pool=ctx["pool"], bus=ctx["bus"], artifacts=ctx["artifacts"],
+                                     datasets=ctx["datasets"], devices=ctx["devices"], tracker=ctx["tracker"],
+                                     worker_id=ctx["worker_id"], work_dir=work_dir)
+    ctx["slots"] = asyncio.Semaphore(settings.worker_concurrency)
+    # MLflow's first use imports it and (on SQLite) creates its schema: seconds that should not delay the first job.
+    ctx["tracker_warmup"] = asyncio.create_task(ctx["tracker"].call(ctx["tracker"].experiment_id, "microlearn"))
+    log.info("worker %s ready: %d job slot(s), %d thread(s) per job, GPUs: %s", ctx["worker_id"],
+             settings.worker_concurrency, settings.job_threads(), ctx["devices"].describe())
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "tracker" in ctx:
+        ctx["tracker"].close()
+    if "datasets" in ctx:
+        ctx["datasets"].close()
     if "artifacts" in ctx:
         await ctx["artifacts"].close()
     if "pool" in ctx:
@@ -41,22 +78,58 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def ping(ctx: dict[str, Any]) -> dict[str, Any]:
     """Round-trip check used by `microlearn up` and tests: proves a worker consumes the queue and
-    reaches the database."""
+    reaches the database; reports the worker's devices."""
     database_ok = await ctx["pool"].fetchval("SELECT 1") == 1
-    return {"worker_id": ctx["worker_id"], "host": socket.gethostname(), "pid": os.getpid(), "database": database_ok}
+    return {"worker_id": ctx["worker_id"], "host": socket.gethostname(), "pid": os.getpid(), "database": database_ok,
+            "gpus": [gpu.describe() for gpu in ctx["devices"].gpus],
+            "slots": ctx["settings"].worker_concurrency}
+
+
+async def run_job(ctx: dict[str, Any], job_id: str) -> str:
+    """Run one delivery of a MicroLearn job (its id is also this arq job's id).
+
+    arq runs one more job at a time than the worker has fit slots, so the reconciler and pings
+    never wait behind fits; a job delivered while every fit slot is busy goes back to the queue
+    at once (arq Retry), where another worker can take it."""
+    from arq.worker import Retry
+
+    slots: asyncio.Semaphore = ctx["slots"]
+    if slots.locked():
+        raise Retry(defer=0.2)
+    async with slots:
+        return await ctx["training"].run(job_id)
+
+
+run_job.__name__ = RUN_JOB
 
 
 class WorkerSettings:
-    """Read by `arq` (see `microlearn worker`); redis_settings is supplied at run time from config."""
+    """Read by `arq` (see `microlearn worker`); redis_settings and the options of `worker_options`
+    are supplied at run time from config."""
 
-    functions = [ping]
+    functions = [ping, run_job]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = QUEUE_NAME
     max_jobs = 2
-    job_timeout = 24 * 3600
+    job_timeout = 7 * 24 * 3600  # the job's own timeout is enforced by the runner
+    max_tries = 1000  # redeliveries are the reconciler's business; attempts are counted in Postgres
     health_check_interval = 5
-    keep_result = 3600
+    keep_result = 60
+    poll_delay = 0.01
+
+
+def worker_options(settings: Any, *, burst: bool = False) -> dict[str, Any]:
+    """arq Worker keyword arguments that depend on the settings. A burst worker (exits once the
+    queue is empty) runs no reconciler: its cron would keep the queue from ever being empty."""
+    seconds = set(range(0, 60, settings.reconcile_interval_seconds))
+    return {
+        "max_jobs": settings.worker_concurrency + 1,  # + 1: the reconciler and pings never wait for a fit
+        "poll_delay": settings.worker_poll_seconds,
+        "queue_name": settings.queue_name,
+        "burst": burst,
+        "cron_jobs": [] if burst else [cron(reconcile, second=seconds, run_at_startup=True, unique=True, timeout=60)],
+    }
 
 
 def redis_settings(url: str) -> RedisSettings:

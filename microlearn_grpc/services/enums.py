@@ -11,3 +11,14 @@ TASK_TYPES = {
     "clustering": common_pb2.TASK_TYPE_CLUSTERING,
 }
 TASK_NAMES = {v: k for k, v in TASK_TYPES.items()}
+
+JOB_STATES = {
+    "PENDING": common_pb2.JOB_STATE_PENDING, "RUNNING": common_pb2.JOB_STATE_RUNNING,
+    "SUCCEEDED": common_pb2.JOB_STATE_SUCCEEDED, "FAILED": common_pb2.JOB_STATE_FAILED,
+    "CANCELLED": common_pb2.JOB_STATE_CANCELLED,
+}
+JOB_STATE_NAMES = {v: k for k, v in JOB_STATES.items()}
+LOG_LEVELS = {
+    "DEBUG": common_pb2.LOG_LEVEL_DEBUG, "INFO": common_pb2.LOG_LEVEL_INFO,
+    "WARNING": common_pb2.LOG_LEVEL_WARNING, "ERROR": common_pb2.LOG_LEVEL_ERROR,
+}

@@ -138,6 +138,11 @@ class EventBus:
         """Drop a stream and its history (readers tailing it keep waiting until their idle_check)."""
         await self._redis.delete(self.key(stream))
 
+    async def last_id(self, stream: str) -> str | None:
+        """The sequence of the newest stored event, or None for an empty (or missing) stream."""
+        entries = await self._redis.xrevrange(self.key(stream), count=1)
+        return _text(entries[0][0]) if entries else None
+
     async def length(self, stream: str) -> int:
         """How many entries the stream holds now (0 when it does not exist)."""
         return int(await self._redis.xlen(self.key(stream)))

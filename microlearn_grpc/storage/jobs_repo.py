@@ -112,31 +112,37 @@ class JobRepository:
             raise RuntimeError(f"request_id {request_id!r} conflicted but no job holds it")
         return _record(existing), False
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
+    async def get(self, job_id: str, *, conn: asyncpg.Connection | None = None) -> JobRecord | None:
+        row = await (conn or self._pool).fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
         return _record(row) if row else None
 
-    async def _require(self, job_id: str) -> JobRecord:
-        job = await self.get(job_id)
+    async def _require(self, job_id: str, *, conn: asyncpg.Connection | None = None) -> JobRecord:
+        job = await self.get(job_id, conn=conn)
         if job is None:
             raise JobNotFound(job_id)
         return job
 
     async def list(self, *, page_size: int, after: tuple[dt.datetime, str] | None, states: Iterable[str] = (),
-                   kind: str | None = None, dataset_id: str | None = None, estimator: str | None = None,
-                   study_id: str | None = None) -> tuple[list[JobRecord], int]:
-        """A page ordered newest first (keyset on created_at, id) and the total number of matches."""
+                   kind: str | None = None, dataset_ids: Iterable[str] | None = None, estimator: str | None = None,
+                   study_id: str | None = None, labels: dict[str, str] | None = None) -> tuple[list[JobRecord], int]:
+        """A page ordered newest first (keyset on created_at, id) and the total number of matches.
+        `dataset_ids` None means any dataset; an empty list matches nothing."""
         where = ["TRUE"]
         args: list[Any] = []
         states = list(states)
         if states:
             args.append(states)
             where.append(f"state = ANY(${len(args)}::text[])")
-        for column, value in (("kind", kind), ("dataset_id", dataset_id), ("estimator", estimator),
-                              ("study_id", study_id)):
+        if dataset_ids is not None:
+            args.append(list(dataset_ids))
+            where.append(f"dataset_id = ANY(${len(args)}::text[])")
+        for column, value in (("kind", kind), ("estimator", estimator), ("study_id", study_id)):
             if value is not None:
                 args.append(value)
                 where.append(f"{column} = ${len(args)}")
+        if labels:
+            args.append(labels)
+            where.append(f"labels @> ${len(args)}::jsonb")
         total = await self._pool.fetchval(f"SELECT count(*) FROM jobs WHERE {' AND '.join(where)}", *args)
         if after is not None:
             args.extend(after)
@@ -176,7 +182,8 @@ class JobRepository:
         return cancel_requested is False
 
     async def finish(self, job_id: str, worker_id: str, state: str, *, error: str | None = None,
-                     metrics: dict[str, float] | None = None, outputs: list[str] | None = None) -> JobRecord:
+                     metrics: dict[str, float] | None = None, outputs: list[str] | None = None,
+                     conn: asyncpg.Connection | None = None) -> JobRecord:
         """RUNNING -> a terminal state, by the lease holder only. A FAILED or CANCELLED job always
         carries a reason. Raises InvalidTransition when the worker lost the lease or the job already
         ended, JobNotFound when there is no such job."""
@@ -186,7 +193,7 @@ class JobRepository:
             error = error or "failed (no reason given)"
         elif state == "CANCELLED":
             error = error or "cancelled"
-        row = await self._pool.fetchrow(
+        row = await (conn or self._pool).fetchrow(
             f"UPDATE jobs SET state = $3, error = $4, metrics = coalesce($5, metrics),"
             f" outputs = coalesce($6, outputs), ended_at = now(), state_changed_at = now(),"
             f" progress = CASE WHEN $3 = 'SUCCEEDED' THEN 1 ELSE progress END"
@@ -194,21 +201,22 @@ class JobRepository:
             job_id, worker_id, state, error, metrics, outputs)
         if row is not None:
             return _record(row)
-        job = await self._require(job_id)
+        job = await self._require(job_id, conn=conn)
         raise InvalidTransition(f"{job.resource_name} is {job.state} (worker {job.worker_id}); "
                                 f"{worker_id} cannot finish it as {state}")
 
-    async def request_cancel(self, job_id: str) -> JobRecord:
+    async def request_cancel(self, job_id: str, reason: str | None = None) -> JobRecord:
         """PENDING -> CANCELLED at once; RUNNING -> cancel_requested (the worker sees it at its next
-        heartbeat and finishes CANCELLED); a terminal job is returned unchanged."""
+        heartbeat and finishes CANCELLED); a terminal job is returned unchanged. `reason` is recorded
+        as the error of a job cancelled here and kept for the worker to use."""
         row = await self._pool.fetchrow(
             f"UPDATE jobs SET cancel_requested = true,"
             f" state = CASE WHEN state = 'PENDING' THEN 'CANCELLED' ELSE state END,"
             f" ended_at = CASE WHEN state = 'PENDING' THEN now() ELSE ended_at END,"
-            f" error = CASE WHEN state = 'PENDING' THEN $2 ELSE error END,"
+            f" error = CASE WHEN state = 'PENDING' THEN $2 ELSE coalesce($3, error) END,"
             f" state_changed_at = CASE WHEN state = 'PENDING' THEN now() ELSE state_changed_at END"
             f" WHERE id = $1 AND state IN ('PENDING', 'RUNNING') RETURNING {_COLUMNS}",
-            job_id, CANCELLED_BEFORE_START)
+            job_id, reason or CANCELLED_BEFORE_START, reason)
         if row is not None:
             return _record(row)
         return await self._require(job_id)  # terminal states are absorbing: nothing can have changed it since

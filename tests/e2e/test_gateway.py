@@ -230,15 +230,15 @@ async def test_upload_limits_are_413(platform, limited_platform, gw, unique_name
 
 
 async def test_unimplemented_rpcs_are_501(platform):
-    from microlearn.v1 import trainer_pb2, trainer_pb2_grpc
+    from microlearn.v1 import hpo_pb2, hpo_pb2_grpc
 
     async with gateway(platform.address) as client:
-        async def get_job(request: Request, auth=Depends(forwarded_auth)):
-            stub = trainer_pb2_grpc.TrainerServiceStub(backend(request).channel)
-            return await stub.GetJob(trainer_pb2.GetJobRequest(name="jobs/x"), metadata=auth)
+        async def get_study(request: Request, auth=Depends(forwarded_auth)):
+            stub = hpo_pb2_grpc.HPOServiceStub(backend(request).channel)
+            return await stub.GetStudy(hpo_pb2.GetStudyRequest(name="studies/x"), metadata=auth)
 
-        client.app.add_api_route("/v1/jobs/x", get_job)  # a route the gateway does not have yet
-        assert_error(await client.get("/v1/jobs/x"), 501, "UNIMPLEMENTED", "TrainerService.GetJob")
+        client.app.add_api_route("/v1/studies/x", get_study)  # a route the gateway does not have yet
+        assert_error(await client.get("/v1/studies/x"), 501, "UNIMPLEMENTED", "HPOService.GetStudy")
 
 
 def test_error_table_covers_every_code():

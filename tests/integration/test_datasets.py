@@ -196,13 +196,13 @@ def test_auth_required_except_health(platform):
 
 
 def test_other_services_answer_unimplemented(platform):
-    from microlearn.v1 import trainer_pb2, trainer_pb2_grpc
+    from microlearn.v1 import hpo_pb2, hpo_pb2_grpc
 
     with grpc.insecure_channel(platform.address) as channel:
         with pytest.raises(grpc.RpcError) as err:
-            trainer_pb2_grpc.TrainerServiceStub(channel).GetJob(trainer_pb2.GetJobRequest(name="jobs/x"), metadata=AUTH)
+            hpo_pb2_grpc.HPOServiceStub(channel).GetStudy(hpo_pb2.GetStudyRequest(name="studies/x"), metadata=AUTH)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "TrainerService.GetJob" in err.value.details()
+    assert "HPOService.GetStudy" in err.value.details()
 
 
 def test_reflection_lists_all_services(platform):

@@ -84,7 +84,7 @@ def test_list_filters_and_pagination(backends):
 
         seen, after = [], None
         while True:
-            page, total = await repo.list(page_size=2, after=after, dataset_id=f"ds-{t}")
+            page, total = await repo.list(page_size=2, after=after, dataset_ids=[f"ds-{t}"])
             assert total == 5 and len(page) <= 2
             seen.extend(page)
             if len(page) < 2:
@@ -92,15 +92,15 @@ def test_list_filters_and_pagination(backends):
             after = (page[-1].created_at, page[-1].id)
         assert [j.id for j in seen] == [j.id for j in sorted(made, key=lambda j: (j.created_at, j.id), reverse=True)]
 
-        by_kind, total = await repo.list(page_size=10, after=None, kind="trial", dataset_id=f"ds-{t}")
+        by_kind, total = await repo.list(page_size=10, after=None, kind="trial", dataset_ids=[f"ds-{t}"])
         assert total == 2 and {j.spec["i"] for j in by_kind} == {1, 3}
         by_study, total = await repo.list(page_size=10, after=None, study_id=f"st-{t}")
         assert total == 2
-        by_est, total = await repo.list(page_size=10, after=None, estimator="lgbm", dataset_id=f"ds-{t}")
+        by_est, total = await repo.list(page_size=10, after=None, estimator="lgbm", dataset_ids=[f"ds-{t}"])
         assert total == 3
-        running, total = await repo.list(page_size=10, after=None, states=["RUNNING"], dataset_id=f"ds-{t}")
+        running, total = await repo.list(page_size=10, after=None, states=["RUNNING"], dataset_ids=[f"ds-{t}"])
         assert total == 1 and running[0].id == made[0].id
-        _, total = await repo.list(page_size=10, after=None, states=("RUNNING", "PENDING"), dataset_id=f"ds-{t}")
+        _, total = await repo.list(page_size=10, after=None, states=("RUNNING", "PENDING"), dataset_ids=[f"ds-{t}"])
         assert total == 5
     run(backends, body)
 

@@ -1,0 +1,467 @@
+"""One training run, start to finish, in the process that does the fitting.
+
+`fit_model(request, reporter)` reads the dataset's Parquet file, plans the features from its
+profile, splits for validation, fits the preprocessing pipeline and the estimator, scores the
+model and writes its artifact directory (see `core.model_artifact`). It knows nothing of jobs,
+queues or databases: the worker runs it in a child process (`child_main`) and relays what the
+reporter sends — per-iteration metrics, log lines, progress — as job events.
+
+`request` is the JSON-ready dict the worker builds from the job's resolved spec:
+    dataset_path, validation_dataset_path (optional), profile, target ("" for clustering), task,
+    estimator, hyperparameters, validation {method, fraction, folds, stratify, group_column,
+    time_column}, metric, max_iterations, early_stopping {patience, min_delta} or None, seed,
+    device, n_jobs, balance_classes, feature_columns, ignore_columns, output_dir.
+Errors the user can act on are raised as `TrainingError` (the job fails with its message).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Reporter", "TrainingError", "child_main", "fit_model"]
+
+log = logging.getLogger(__name__)
+_MAX_CATEGORIES = 1000
+
+
+class TrainingError(Exception):
+    """A failure the user can act on (bad data for this estimator, too few rows, …)."""
+
+
+class Cancelled(Exception):
+    """The job was asked to stop."""
+
+
+@dataclass
+class Reporter:
+    """Where a run sends what happens. `cancelled()` is polled at every iteration boundary."""
+
+    send: Callable[[tuple], None]
+    cancelled: Callable[[], bool] = lambda: False
+
+    def log(self, level: str, message: str) -> None:
+        self.send(("log", level, message))
+
+    def progress(self, fraction: float) -> None:
+        self.send(("progress", max(0.0, min(1.0, fraction))))
+
+    def metrics(self, step: int, values: Mapping[str, float], fraction: float | None = None) -> None:
+        clean = {k: float(v) for k, v in values.items() if v is not None and _finite(v)}
+        if clean:
+            self.send(("metrics", int(step), clean, fraction))
+
+
+def _finite(value: Any) -> bool:
+    import math
+
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+# -- the run -------------------------------------------------------------------------------------------
+
+def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
+    """Train as `request` says, write the artifact into `request["output_dir"]`, return the results."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from microlearn_grpc.core import metrics as metric_lib
+    from microlearn_grpc.core import validation as validation_lib
+    from microlearn_grpc.core.estimators import CLUSTERING, EarlyStopping, HyperparameterError, get_estimator
+    from microlearn_grpc.core.preprocessing import PreprocessingNeeds, build_preprocessor, plan_features
+
+    started = time.perf_counter()
+    task, target = request["task"], request.get("target") or None
+    seed = int(request["seed"])
+    cls = get_estimator(request["estimator"])
+    params = dict(request.get("hyperparameters") or {})
+    # max_iterations overrides the estimator's iteration count (rounds, epochs), beyond its search range.
+    iterations_param = getattr(cls, "iterations_param", None)
+    max_iterations = int(request.get("max_iterations") or 0) if iterations_param else 0
+    try:
+        estimator_args = dict(seed=seed, n_jobs=int(request.get("n_jobs") or 1), device=request.get("device", "cpu"),
+                              balance_classes=bool(request.get("balance_classes")))
+        cls(task, params, **estimator_args)  # validates before any data is read
+    except HyperparameterError as exc:
+        raise TrainingError(str(exc)) from None
+
+    reporter.log("INFO", f"reading {request['dataset_path'].rsplit('/', 1)[-1]}")
+    frame = pq.read_table(request["dataset_path"]).to_pandas()
+    validation = request.get("validation") or {}
+    profile = request["profile"]
+    excluded = set(request.get("ignore_columns") or [])
+    excluded |= {c for c in (validation.get("group_column"), validation.get("time_column")) if c}
+    wanted = request.get("feature_columns") or []
+    if wanted:
+        excluded |= {c["name"] for c in profile["columns"] if c["name"] not in wanted and c["name"] != target}
+    plan = plan_features(profile, target, task=task, drop=sorted(excluded))
+    for name, reason in plan.dropped.items():
+        if name != target and reason != "dropped by request":
+            reporter.log("INFO", f"column {name!r} not used: {reason}")
+    needs = PreprocessingNeeds.of(cls)
+
+    class_values: list[Any] | None = None
+    y = None
+    if task != CLUSTERING:
+        present = frame[target].notna().to_numpy()
+        if not present.all():
+            reporter.log("WARNING", f"{int((~present).sum())} row(s) with a missing target were left out")
+            frame = frame.loc[present].reset_index(drop=True)
+        if task in ("binary", "multiclass"):
+            class_values, y = _encode_labels(frame[target])
+        else:
+            y = frame[target].astype("float64").to_numpy()
+    if len(frame) < 2:
+        raise TrainingError(f"only {len(frame)} usable row(s): at least 2 are needed to train")
+
+    early = request.get("early_stopping")
+    early_stopping = EarlyStopping(patience=int(early.get("patience") or 10),
+                                   min_delta=float(early.get("min_delta") or 0.0)) if early else None
+    if early_stopping is not None and not cls.supports_early_stopping:
+        reporter.log("WARNING", f"{cls.name} does not support early stopping; it trains with its full budget")
+        early_stopping = None
+    metric = request.get("metric") or metric_lib.DEFAULT_METRIC[task]
+    n_classes = len(class_values) if class_values is not None else None
+
+    def make(iterations: int = max_iterations) -> Any:
+        estimator = cls(task, params, **estimator_args)
+        if iterations:
+            estimator.params[iterations_param] = iterations
+        return estimator
+
+    def score(model: Any, X: Any, y_true: Any) -> dict[str, float]:
+        if task == CLUSTERING:
+            return metric_lib.score(task, None, X=X, labels=model.predict(X), seed=seed)
+        if task in ("binary", "multiclass"):
+            proba = _proba(model, X, n_classes)
+            pred = model.predict(X) if proba is None else None
+            return metric_lib.score(task, y_true, y_pred=pred, proba=proba, n_classes=n_classes, seed=seed)
+        return metric_lib.score(task, y_true, y_pred=model.predict(X), seed=seed)
+
+    fold_metrics: list[dict[str, float]] = []
+    best_iterations: list[int] = []
+    val_frame = None
+    if request.get("validation_dataset_path"):
+        val_frame = pq.read_table(request["validation_dataset_path"]).to_pandas()
+        if task != CLUSTERING:
+            val_frame = val_frame.loc[val_frame[target].notna().to_numpy()].reset_index(drop=True)
+
+    if task == CLUSTERING:
+        reporter.log("INFO", f"fitting {cls.name} on {len(frame):,} rows")
+        preprocessor = build_preprocessor(plan, needs, seed=seed)
+        X_all = preprocessor.fit_transform(frame)
+        model = make()
+        _fit(model, X_all, None, None, None, reporter, early_stopping, (0.05, 0.9))
+        final_metrics = score(model, X_all, None)
+        train_metrics: dict[str, float] = {}
+        metrics_std: dict[str, float] = {}
+        diagnostics: dict[str, Any] = {}
+        train_rows = len(frame)
+    else:
+        strategy = validation_lib.Strategy(
+            method=validation.get("method") or "holdout", fraction=float(validation.get("fraction") or 0.2),
+            folds=int(validation.get("folds") or 5), stratify=validation.get("stratify"),
+            group_column=validation.get("group_column") or "", time_column=validation.get("time_column") or "")
+        if val_frame is not None:
+            val_y = (_encode_with(val_frame[target], class_values) if class_values is not None
+                     else val_frame[target].astype("float64").to_numpy())
+            splits = None
+        else:
+            groups = frame[strategy.group_column].to_numpy() if strategy.group_column else None
+            order = _order_values(frame[strategy.time_column]) if strategy.time_column else None
+            try:
+                splits, split_warnings = validation_lib.split(len(frame), strategy, task=task, y=y, groups=groups,
+                                                              order=order, seed=seed)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from None
+            for text in split_warnings:
+                reporter.log("WARNING", text)
+
+        if splits is not None and len(splits) > 1:
+            # k-fold: score every fold, then refit on all rows with the mean best iteration.
+            for index, (train_idx, val_idx) in enumerate(splits):
+                reporter.log("INFO", f"fold {index + 1}/{len(splits)}: {len(train_idx):,} train / "
+                                     f"{len(val_idx):,} validation rows")
+                span = (0.8 * index / len(splits), 0.8 * (index + 1) / len(splits))
+                pre = build_preprocessor(plan, needs, seed=seed)
+                Xt = pre.fit_transform(frame.iloc[train_idx], y[train_idx])
+                Xv = pre.transform(frame.iloc[val_idx])
+                model = make()
+                _fit(model, Xt, y[train_idx], Xv, y[val_idx], reporter, early_stopping, span, report_steps=False)
+                values = score(model, Xv, y[val_idx])
+                fold_metrics.append(values)
+                reporter.metrics(index + 1, {f"fold_{k}": v for k, v in values.items()}, span[1])
+                if model.best_iteration_ or model.n_iterations_:
+                    best_iterations.append(int(model.best_iteration_ or model.n_iterations_))
+            final_metrics, metrics_std = _mean_std(fold_metrics)
+            refit_iterations = max_iterations
+            if best_iterations and iterations_param and early_stopping is not None:
+                refit_iterations = max(1, int(round(sum(best_iterations) / len(best_iterations))))
+            reporter.log("INFO", f"refitting on all {len(frame):,} rows")
+            preprocessor = build_preprocessor(plan, needs, seed=seed)
+            X_all = preprocessor.fit_transform(frame, y)
+            model = make(refit_iterations)
+            _fit(model, X_all, y, None, None, reporter, None, (0.8, 0.95))
+            train_metrics = score(model, X_all, y)
+            diagnostics = {}
+            train_rows = len(frame)
+        else:
+            if splits is not None:
+                (train_idx, val_idx), = splits
+                train_frame, valid_frame = frame.iloc[train_idx], frame.iloc[val_idx]
+                y_train, y_val = y[train_idx], y[val_idx]
+            else:
+                train_frame, valid_frame, y_train, y_val = frame, val_frame, y, val_y
+            reporter.log("INFO", f"fitting {cls.name} on {len(train_frame):,} rows, validating on "
+                                 f"{len(valid_frame):,}")
+            preprocessor = build_preprocessor(plan, needs, seed=seed)
+            Xt = preprocessor.fit_transform(train_frame, y_train)
+            Xv = preprocessor.transform(valid_frame)
+            model = make()
+            _fit(model, Xt, y_train, Xv, y_val, reporter, early_stopping, (0.05, 0.9))
+            final_metrics = score(model, Xv, y_val)
+            metrics_std = {}
+            train_metrics = score(model, Xt, y_train)
+            diagnostics = _diagnostics(metric_lib, task, model, Xv, y_val, n_classes, class_values, seed)
+            train_rows = len(train_frame)
+
+    reporter.progress(0.95)
+    output = Path(request["output_dir"])
+    _write_artifact(output, request, plan, preprocessor, model, frame, profile, class_values)
+    result = {
+        "metric": metric,
+        "metrics": final_metrics,
+        "metrics_std": metrics_std,
+        "train_metrics": train_metrics,
+        "fold_metrics": fold_metrics,
+        "diagnostics": diagnostics,
+        "hyperparameters": _jsonable(model.params_ or {}),
+        "feature_schema": _feature_schema(plan, profile, frame),
+        "feature_plan": plan.to_dict(),
+        "class_labels": [_label(v) for v in class_values] if class_values is not None else [],
+        "iterations": int(model.n_iterations_ or 0),
+        "best_iteration": int(model.best_iteration_ or model.n_iterations_ or 0),
+        "stop_reason": model.stop_reason_ or "",
+        "training_row_count": int(train_rows),
+        "fit_time_seconds": float(model.fit_seconds_ or 0.0),
+        "total_seconds": time.perf_counter() - started,
+        "format": cls.model_format,
+        "library": f"{cls.library} {cls.library_version() or ''}".strip(),
+    }
+    if model.stop_reason_ == "cancelled" or reporter.cancelled():
+        raise Cancelled()
+    return result
+
+
+def _fit(model: Any, X: Any, y: Any, X_val: Any, y_val: Any, reporter: Reporter, early_stopping: Any,
+         span: tuple[float, float], *, report_steps: bool = True) -> None:
+    """Fit one model, relaying iterations as progress within `span` and polling for cancellation."""
+    if reporter.cancelled():
+        raise Cancelled()
+    low, high = span
+    total = _planned_iterations(model)
+
+    def on_iteration(step: int, values: dict[str, float]) -> bool:
+        fraction = low + (high - low) * min(1.0, step / total) if total and step else None
+        if report_steps and step:
+            reporter.metrics(step, values, fraction)
+        elif fraction is not None:
+            reporter.progress(fraction)
+        return not reporter.cancelled()
+
+    reporter.progress(low)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        model.fit(X, y, X_val=X_val, y_val=y_val, on_iteration=on_iteration, early_stopping=early_stopping)
+    if model.stop_reason_ == "cancelled" or reporter.cancelled():
+        raise Cancelled()
+    if model.stop_reason_ == "early_stopping":
+        reporter.log("INFO", f"early stopping after {model.n_iterations_} iterations "
+                             f"(best: {model.best_iteration_ or model.n_iterations_})")
+    reporter.progress(high)
+
+
+def _planned_iterations(model: Any) -> int | None:
+    name = getattr(model, "iterations_param", None)
+    if not name:
+        return None
+    value = model.resolved_params().get(name)
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _proba(model: Any, X: Any, n_classes: int | None) -> Any:
+    try:
+        proba = model.predict_proba(X)
+    except (NotImplementedError, AttributeError):
+        return None
+    import numpy as np
+
+    proba = np.asarray(proba, dtype=float)
+    if n_classes is not None and proba.shape[1] != n_classes:  # a class absent from the training rows
+        full = np.zeros((proba.shape[0], n_classes))
+        full[:, np.asarray(model.classes_, dtype=int)] = proba
+        proba = full
+    return proba
+
+
+def _diagnostics(metric_lib: Any, task: str, model: Any, X: Any, y: Any, n_classes: int | None,
+                 class_values: list | None, seed: int) -> dict[str, Any]:
+    labels = [_label(v) for v in class_values] if class_values is not None else None
+    if task in ("binary", "multiclass"):
+        proba = _proba(model, X, n_classes)
+        pred = model.predict(X) if proba is None else None
+        return metric_lib.diagnostics(task, y, y_pred=pred, proba=proba, class_labels=labels, seed=seed)
+    return metric_lib.diagnostics(task, y, y_pred=model.predict(X), seed=seed)
+
+
+def _mean_std(folds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    import numpy as np
+
+    names = sorted(set().union(*folds)) if folds else []
+    means, stds = {}, {}
+    for name in names:
+        values = [f[name] for f in folds if name in f]
+        means[name] = float(np.mean(values))
+        stds[name] = float(np.std(values))
+    return means, stds
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _encode_labels(series: Any) -> tuple[list[Any], Any]:
+    """Integer codes 0..K-1 in sorted order of the class values, and the values (JSON-ready)."""
+    import numpy as np
+
+    values = series.to_numpy(dtype=object) if series.dtype == object else series.to_numpy()
+    uniques, codes = np.unique(values.astype(str) if values.dtype == object else values, return_inverse=True)
+    return [_jsonable(v) for v in uniques.tolist()], codes.astype(np.int64)
+
+
+def _encode_with(series: Any, class_values: list[Any]) -> Any:
+    import numpy as np
+
+    lookup = {_label(v): i for i, v in enumerate(class_values)}
+    labels = [_label(v) for v in series.tolist()]
+    unknown = sorted({v for v in labels if v not in lookup})
+    if unknown:
+        raise TrainingError(f"the validation dataset has target values the training data lacks: "
+                            f"{', '.join(unknown[:5])}")
+    return np.asarray([lookup[v] for v in labels], dtype=np.int64)
+
+
+def _order_values(series: Any) -> Any:
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series):
+        return series.astype("float64").to_numpy()
+    parsed = pd.to_datetime(series, errors="coerce", utc=True)
+    if parsed.isna().all():
+        raise TrainingError(f"time column {series.name!r} holds neither numbers nor dates")
+    return parsed.astype("int64").to_numpy()
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _feature_schema(plan: Any, profile: dict, frame: Any) -> list[dict[str, Any]]:
+    by_name = {c["name"]: c for c in profile["columns"]}
+    kinds = {}
+    for group, kind in (("numeric", "numeric"), ("categorical_low", "categorical"),
+                        ("categorical_high", "categorical"), ("boolean", "boolean"), ("datetime", "datetime")):
+        for name in getattr(plan, group):
+            kinds[name] = kind
+    schema = []
+    for name in plan.features:
+        entry = {"name": name, "type": kinds[name], "physical_type": by_name[name].get("physical_type", "")}
+        if kinds[name] == "categorical":
+            values = frame[name].dropna().astype(str).unique()[:_MAX_CATEGORIES]
+            entry["categories"] = sorted(values.tolist())
+        schema.append(entry)
+    return schema
+
+
+def _write_artifact(output: Path, request: dict, plan: Any, preprocessor: Any, model: Any, frame: Any,
+                    profile: dict, class_values: list | None) -> None:
+    from microlearn_grpc.core.model_artifact import write_manifest, write_preprocessor
+
+    output.mkdir(parents=True, exist_ok=True)
+    model.save(output)
+    write_preprocessor(output, preprocessor)
+    write_manifest(output, {
+        "task": request["task"], "target": request.get("target") or "", "estimator": model.name,
+        "feature_schema": _feature_schema(plan, profile, frame), "feature_plan": plan.to_dict(),
+        "class_labels": [_label(v) for v in class_values] if class_values is not None else [],
+        "class_values": class_values, "seed": request["seed"],
+    })
+
+
+# -- the child process ---------------------------------------------------------------------------------
+
+def child_main(request: dict[str, Any], conn: Any) -> None:
+    """Entry point of the fitting process: runs `fit_model`, sending its messages over `conn`.
+
+    Messages to the parent are tuples: ("log", level, text), ("progress", fraction),
+    ("metrics", step, {name: value}, fraction), then one of ("result", dict),
+    ("cancelled",), ("error", message, traceback). From the parent: "cancel". If the parent
+    goes away (the pipe closes) the process exits at once: a killed worker leaves no orphan fit.
+    """
+    if request.get("cuda_visible_devices") is not None:  # before any CUDA library loads
+        os.environ["CUDA_VISIBLE_DEVICES"] = request["cuda_visible_devices"]
+    cancel, done = threading.Event(), threading.Event()
+    lock = threading.Lock()
+
+    def listen() -> None:
+        try:
+            while True:
+                if conn.recv() == "cancel":
+                    cancel.set()
+        except (EOFError, OSError):
+            if not done.is_set():
+                os._exit(3)  # the worker is gone; nobody is waiting for this fit
+
+    def send(message: tuple) -> None:
+        with lock:
+            conn.send(message)
+
+    threading.Thread(target=listen, name="microlearn-parent-watch", daemon=True).start()
+    logging.basicConfig(level=logging.WARNING)
+    reporter = Reporter(send=send, cancelled=cancel.is_set)
+    try:
+        send(("result", fit_model(request, reporter)))
+    except Cancelled:
+        send(("cancelled",))
+    except TrainingError as exc:
+        send(("error", str(exc), ""))
+    except MemoryError:
+        send(("error", "the fit ran out of memory; try fewer rows, a cheaper estimator or fewer parallel jobs", ""))
+    except Exception as exc:  # noqa: BLE001 - reported to the job, with the trace for the log
+        send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    finally:
+        done.set()
+        with lock:
+            conn.close()
