@@ -202,7 +202,8 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
             dead = children.dead()
             where = f"; see {dead[2]}:\n{log_tail(dead[2])}" if dead else ""
             raise LaunchError(f"no worker answered a ping ({type(exc).__name__}: {exc}){where}") from None
-        _say(f"worker: {workers} process(es), e.g. {info['worker_id']}")
+        gpus = ", ".join(info.get("gpus") or []) or "none (CPU only)"
+        _say(f"worker: {workers} process(es), e.g. {info['worker_id']}; GPUs: {gpus}")
         _say(f"logs: {data_dir / 'logs'}")
         _say(f"grpc: {host}:{port}")
         _say(f"http: http://{host}:{http} (REST; OpenAPI docs at /docs)")

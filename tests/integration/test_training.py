@@ -368,3 +368,31 @@ def test_list_jobs_filters_paginates_and_models_order(trainer, messy_dataset, ch
     with pytest.raises(grpc.RpcError) as error:
         trainer.GetModel(trainer_pb2.GetModelRequest(name=models[0].name), metadata=AUTH)
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_use_gpu_on_a_cpu_worker_falls_back_and_says_so(trainer, messy_dataset):
+    job = start(trainer, spec(messy_dataset, estimator="xgboost_classifier", max_iterations=5, use_gpu=True))
+    done = wait_state(trainer, job.name, (S.JOB_STATE_SUCCEEDED, S.JOB_STATE_FAILED))
+    assert done.state == S.JOB_STATE_SUCCEEDED and done.device == "cpu"
+    warnings = [e.log.message for e in events(trainer, job.name)
+                if e.WhichOneof("payload") == "log" and e.log.level == common_pb2.LOG_LEVEL_WARNING]
+    assert any("use_gpu was requested" in w and "no GPU" in w for w in warnings), warnings
+    model = trainer.GetModel(trainer_pb2.GetModelRequest(name=done.outputs[0]), metadata=AUTH).model
+    assert model.format == common_pb2.MODEL_FORMAT_XGBOOST and model.device == "cpu"
+
+
+def test_kfold_job_reports_std_and_a_failing_fit_fails_with_its_reason(trainer, messy_dataset):
+    job = start(trainer, spec(messy_dataset, estimator="lightgbm_classifier", max_iterations=10,
+                              validation=common_pb2.ValidationStrategy(k_fold=common_pb2.KFoldValidation(folds=3))))
+    done = wait_state(trainer, job.name, (S.JOB_STATE_SUCCEEDED, S.JOB_STATE_FAILED))
+    assert done.state == S.JOB_STATE_SUCCEEDED, done.error
+    model = trainer.GetModel(trainer_pb2.GetModelRequest(name=done.outputs[0]), metadata=AUTH).model
+    assert "roc_auc" in model.metrics_std and model.training_row_count == messy_dataset.row_count
+    # A time column of city names passes the spec check (the column exists) but not the data check.
+    bad = start(trainer, spec(messy_dataset, estimator="knn_classifier",
+                              validation=common_pb2.ValidationStrategy(time_column="city")))
+    failed = wait_state(trainer, bad.name, (S.JOB_STATE_SUCCEEDED, S.JOB_STATE_FAILED))
+    assert failed.state == S.JOB_STATE_FAILED and not failed.outputs
+    assert "time column 'city' holds neither numbers nor dates" in failed.error
+    last = events(trainer, bad.name)[-1]
+    assert last.state_change.state == S.JOB_STATE_FAILED and "city" in last.state_change.message
