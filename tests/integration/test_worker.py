@@ -26,11 +26,12 @@ def test_worker_settings_are_all_known_to_arq():
 def test_worker_process_answers_ping(backends, worker_env):
     from arq import create_pool
 
-    # The platform's data dir: a burst worker may also take other tests' jobs, and must run them right.
-    env = {**os.environ, **worker_env}
+    # A queue of its own: the shared queue never empties while other workers' reconciler crons run.
+    queue = "microlearn:ping-test"
+    env = {**os.environ, **worker_env, "MICROLEARN_QUEUE_NAME": queue}
 
     async def enqueue():
-        pool = await create_pool(redis_settings(backends.redis_url), default_queue_name=QUEUE_NAME)
+        pool = await create_pool(redis_settings(backends.redis_url), default_queue_name=queue)
         job = await pool.enqueue_job("ping")
         await pool.aclose()
         return job.job_id
@@ -45,7 +46,7 @@ def test_worker_process_answers_ping(backends, worker_env):
 
         pool = await create_pool(redis_settings(backends.redis_url), default_queue_name=QUEUE_NAME)
         try:
-            return await Job(job_id, pool, _queue_name=QUEUE_NAME).result(timeout=10)
+            return await Job(job_id, pool, _queue_name=queue).result(timeout=10)
         finally:
             await pool.aclose()
 
