@@ -161,10 +161,13 @@ def gateway(
 
 
 def _mount_client_commands() -> None:
-    from microlearn.cli import datasets_app, estimators_app
+    from microlearn.cli import datasets_app, estimators_app, jobs_app, models_app, train
 
     app.add_typer(datasets_app, name="datasets", help="Upload, inspect, clean and delete datasets.")
     app.add_typer(estimators_app, name="estimators", help="List the estimators the platform can train.")
+    app.command("train")(train)
+    app.add_typer(jobs_app, name="jobs", help="Follow, list, inspect and cancel jobs.")
+    app.add_typer(models_app, name="models", help="List, inspect, download and delete trained models.")
 
 
 def main() -> None:

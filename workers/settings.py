@@ -38,7 +38,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     from microlearn_grpc.storage.datasets_repo import DatasetRepository
     from microlearn_grpc.storage.events import EventBus
     from microlearn_grpc.tracking import Tracker
-    from workers.training import TrainingRunner
+    from workers.training import TrainingRunner, start_fit_server
 
     settings = load_settings()
     settings.require_backends()
@@ -61,6 +61,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["slots"] = asyncio.Semaphore(settings.worker_concurrency)
     # MLflow's first use imports it and (on SQLite) creates its schema: seconds that should not delay the first job.
     ctx["tracker_warmup"] = asyncio.create_task(ctx["tracker"].call(ctx["tracker"].experiment_id, "microlearn"))
+    ctx["fit_server_warmup"] = asyncio.create_task(asyncio.to_thread(start_fit_server))
     log.info("worker %s ready: %d job slot(s), %d thread(s) per job, GPUs: %s", ctx["worker_id"],
              settings.worker_concurrency, settings.job_threads(), ctx["devices"].describe())
 

@@ -54,6 +54,13 @@ def fit_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def start_fit_server() -> None:
+    """Start the forkserver (and its library imports, seconds) now rather than at the first job."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 class _Outcome:
     def __init__(self, state: str, error: str = "", result: dict[str, Any] | None = None) -> None:
         self.state, self.error, self.result = state, error, result

@@ -5,6 +5,8 @@
     with microlearn.Client() as ml:           # $MICROLEARN_ADDRESS / $MICROLEARN_TOKEN
         ds = ml.upload_dataset("iris.csv").dataset
         print(ml.sample_dataset(ds.name, 5))
+        job = ml.train(ds.name, "species", estimator="lightgbm_classifier").wait()
+        print(job.metrics, ml.load_model(job.model_name).predict(frame))
 
 Modules starting with `_` are private; everything public is re-exported here. The generated
 messages and stubs live in `microlearn.v1`.
@@ -27,17 +29,26 @@ from microlearn._errors import (
     Unavailable,
     Unimplemented,
 )
+from microlearn._jobs import AsyncJob, Job, JobCancelled, JobError, JobEvent, JobFailed
+from microlearn._models import Model
 
 __all__ = [
     "AlreadyExists",
     "AsyncClient",
+    "AsyncJob",
     "Cancelled",
     "Client",
     "DeadlineExceeded",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
+    "Job",
+    "JobCancelled",
+    "JobError",
+    "JobEvent",
+    "JobFailed",
     "MicroLearnError",
+    "Model",
     "NotFound",
     "PermissionDenied",
     "ResourceExhausted",

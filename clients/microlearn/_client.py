@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from microlearn import _config, _convert
+from microlearn import _config, _convert, _jobs, _models
 from microlearn._errors import translate_rpc_errors
-from microlearn.v1 import dataset_pb2, dataset_pb2_grpc, selector_pb2, selector_pb2_grpc
+from microlearn._jobs import Job, JobEvent
+from microlearn._models import Model
+from microlearn.v1 import (
+    dataset_pb2,
+    dataset_pb2_grpc,
+    selector_pb2,
+    selector_pb2_grpc,
+    trainer_pb2,
+    trainer_pb2_grpc,
+)
 
 if TYPE_CHECKING:
     import pandas
 
+    from microlearn_grpc.core.model_artifact import TrainedModel
+
 __all__ = ["Client", "UploadResult"]
 
 _Response = TypeVar("_Response")
+_Item = TypeVar("_Item")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,13 +49,15 @@ class UploadResult:
 
 
 class Client:
-    """A synchronous client for MicroLearn's DatasetService.
+    """A synchronous client for MicroLearn's datasets, estimators, training jobs and models.
 
     >>> with Client() as ml:                      # $MICROLEARN_ADDRESS, $MICROLEARN_TOKEN
     ...     result = ml.upload_dataset("iris.csv", progress=True)
     ...     print(result.dataset.name, result.dataset.version)
     ...     for ds in ml.list_datasets(latest_only=True):
     ...         print(ds.display_name, ds.row_count)
+    ...     job = ml.train("iris", "species", estimator="lightgbm_classifier").wait()
+    ...     print(job.metrics, ml.load_model(job.model_name).predict(frame))
 
     Wherever a method takes `ref`, it accepts `datasets/{id}`, an id, `NAME` (latest version)
     or `NAME@VERSION`; the server resolves it. Failed calls raise `MicroLearnError` subclasses.
@@ -67,6 +84,7 @@ class Client:
         )
         self._stub = dataset_pb2_grpc.DatasetServiceStub(self._channel)
         self._selector = selector_pb2_grpc.SelectorServiceStub(self._channel)
+        self._trainer = trainer_pb2_grpc.TrainerServiceStub(self._channel)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(address={self.address!r})"
@@ -87,12 +105,15 @@ class Client:
             return method(request, timeout=self.timeout, metadata=self._metadata)
 
     def _paginate(
-        self, method: Callable[..., Any], make_request: Callable[[str], Any]
-    ) -> Iterator[dataset_pb2.Dataset]:
+        self,
+        method: Callable[..., Any],
+        make_request: Callable[[str], Any],
+        items: Callable[[Any], Iterable[_Item]] = operator.attrgetter("datasets"),
+    ) -> Iterator[_Item]:
         token = ""
         while True:
             response = self._call(method, make_request(token))
-            yield from response.datasets
+            yield from items(response)
             token = response.next_page_token
             if not token:
                 return
@@ -149,7 +170,7 @@ class Client:
             description=description,
             labels=labels,
         ) as plan:
-            bar = _convert.progress_bar(plan, progress)
+            bar = _convert.progress_bar(plan.size, f"uploading {plan.metadata.display_name}", progress)
             failure = _convert.ReadFailure()
             requests = _convert.upload_requests(plan, chunk_size, bar.update, failure)
             try:
@@ -235,3 +256,218 @@ class Client:
         """
         request = _convert.prepare_request(ref, recipe, output_name, validate_only)
         return list(self._call(self._stub.PrepareDataset, request).datasets)
+
+    # --- training jobs ---------------------------------------------------------------------
+
+    def _stream(
+        self, method: Callable[..., Any], request: Any, timeout: float | None, convert: Callable[[Any], _Item]
+    ) -> Iterator[_Item]:
+        """A server stream as an iterator; leaving it early (break, close) cancels the call."""
+        call = method(request, timeout=timeout, metadata=self._metadata)
+        try:
+            with translate_rpc_errors():
+                for response in call:
+                    yield convert(response)
+        finally:
+            call.cancel()
+
+    def train(
+        self,
+        dataset: str,
+        target: str | None = None,
+        *,
+        estimator: str,
+        hyperparameters: Mapping[str, Any] | None = None,
+        task: str | None = None,
+        metric: str | None = None,
+        validation: Mapping[str, Any] | None = None,
+        max_iterations: int = 0,
+        early_stopping: bool | Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        use_gpu: bool | None = None,
+        balance_classes: bool = False,
+        feature_columns: Sequence[str] = (),
+        ignore_columns: Sequence[str] = (),
+        experiment: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        timeout_seconds: int = 0,
+        request_id: str | None = None,
+    ) -> Job:
+        """Starts training `estimator` on `dataset` to predict `target`; returns the Job at once.
+
+        `dataset` is a ref (`NAME`, `NAME@VERSION`, `datasets/ID`); the server pins it to a
+        version. `hyperparameters` are JSON-like values (unknown names or out-of-range values are
+        refused with InvalidArgument); `task` (binary, multiclass, regression, clustering) and
+        `metric` default to what the data suggests. `validation` is one of ``{"holdout": 0.2}``,
+        ``{"k_fold": 5}`` or ``{"dataset": "churn-test"}``, optionally with ``stratify``,
+        ``group_column`` or ``time_column``. `max_iterations` caps boosting rounds or epochs (0:
+        the estimator's default); `early_stopping` is True or ``{"patience": 10, "min_delta": 0}``.
+        `use_gpu` True requires a GPU worker, False forbids one, None uses one when there is.
+        Retrying with the same `request_id` returns the first call's job instead of a new one.
+        """
+        request = _jobs.training_request(
+            dataset,
+            target=target,
+            estimator=estimator,
+            hyperparameters=hyperparameters,
+            task=task,
+            metric=metric,
+            validation=validation,
+            max_iterations=max_iterations,
+            early_stopping=early_stopping,
+            seed=seed,
+            use_gpu=use_gpu,
+            balance_classes=balance_classes,
+            feature_columns=feature_columns,
+            ignore_columns=ignore_columns,
+            experiment=experiment,
+            labels=labels,
+            timeout_seconds=timeout_seconds,
+            request_id=request_id,
+        )
+        response = self._call(self._trainer.StartTraining, request)
+        return Job(self, response.job, response.spec)
+
+    def _fetch_job(self, name: str) -> tuple[Any, trainer_pb2.TrainingSpec | None]:
+        response = self._call(self._trainer.GetJob, trainer_pb2.GetJobRequest(name=name))
+        return response.job, _jobs.spec_of(response)
+
+    def get_job(self, name: str) -> Job:
+        """One job (`jobs/ID` or the id), with its resolved spec for training jobs."""
+        return Job(self, *self._fetch_job(name))
+
+    def list_jobs(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        dataset: str | None = None,
+        estimator: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 50,
+    ) -> Iterator[Job]:
+        """Jobs, newest first, fetched a page at a time as the iterator advances.
+
+        `states` such as ``["pending", "running"]``; `dataset` a ref (`NAME` means every version);
+        `labels` must all match. Filters combine with AND.
+        """
+        request = _jobs.list_jobs_request(states, dataset, estimator, labels, page_size)
+        return self._paginate(
+            self._trainer.ListJobs,
+            lambda token: _jobs.with_page_token(request, token),
+            lambda response: _jobs.jobs_of(self, Job, response),
+        )
+
+    def _cancel_job_message(self, name: str, reason: str) -> Any:
+        request = trainer_pb2.CancelJobRequest(name=name, reason=reason)
+        return self._call(self._trainer.CancelJob, request).job
+
+    def cancel_job(self, name: str, reason: str = "") -> Job:
+        """Asks a job to stop: a pending one ends CANCELLED at once, a running one within seconds
+        (still RUNNING in the returned Job; `wait()` for the end). An ended job is left as it is."""
+        return Job(self, self._cancel_job_message(name, reason))
+
+    def job_events(
+        self,
+        name: str,
+        *,
+        after: str | None = None,
+        replay_only: bool = False,
+        min_log_level: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[JobEvent]:
+        """A job's events: its history, then live events until it ends (the last is its final state).
+
+        `after` resumes after an event's `sequence`; `replay_only` stops after the history;
+        `min_log_level` (INFO, WARNING, ERROR) drops lesser log lines. `timeout` bounds the whole
+        stream (default: none, since a job may run for hours).
+        """
+        request = _jobs.events_request(name, after, replay_only, min_log_level)
+        return self._stream(
+            self._trainer.StreamJobEvents, request, timeout, lambda response: JobEvent.from_proto(response.event)
+        )
+
+    # --- models ----------------------------------------------------------------------------
+
+    def list_models(
+        self,
+        *,
+        dataset: str | None = None,
+        estimator: str | None = None,
+        task: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        order_by: str | None = None,
+        page_size: int = 50,
+    ) -> Iterator[Model]:
+        """Trained models (without feature schemas), fetched a page at a time.
+
+        `order_by` is ``create_time desc`` (the default), ``create_time asc``, or ``metrics.NAME``
+        with an optional `` desc``, e.g. ``metrics.roc_auc desc`` (models lacking it sort last).
+        """
+        request = _models.list_models_request(dataset, estimator, task, labels, order_by, page_size)
+        return self._paginate(
+            self._trainer.ListModels,
+            lambda token: _jobs.with_page_token(request, token),
+            lambda response: [Model.from_proto(m) for m in response.models],
+        )
+
+    def get_model(self, name: str) -> Model:
+        """One model (`models/ID` or the id), with its feature schema."""
+        response = self._call(self._trainer.GetModel, trainer_pb2.GetModelRequest(name=name))
+        return Model.from_proto(response.model)
+
+    def delete_model(self, name: str) -> str:
+        """Deletes a model and its artifact; returns its name. FailedPrecondition while deployed."""
+        return self._call(self._trainer.DeleteModel, trainer_pb2.DeleteModelRequest(name=name)).name
+
+    def _download(
+        self, name: str, path: str | os.PathLike[str] | None, progress: bool
+    ) -> _models.ModelDownload:
+        download = _models.ModelDownload(name, path, progress)
+        for _ in range(_models.DOWNLOAD_ATTEMPTS):
+            # No deadline: the length of a download grows with the artifact.
+            responses = self._trainer.DownloadModel(download.request(), metadata=self._metadata)
+            try:
+                with translate_rpc_errors():
+                    if not download.begin(next(responses).metadata):
+                        continue
+                    for response in responses:
+                        download.write(response.chunk)
+            finally:
+                responses.cancel()
+                download.close()
+            if download.finish() is not None:
+                return download
+        raise download.gave_up()
+
+    def download_model(
+        self, name: str, path: str | os.PathLike[str] | None = None, *, progress: bool = False
+    ) -> Path:
+        """Downloads a model's artifact; returns the file's path.
+
+        `path` is a file, or a directory to put the server's file name (`ID.tar`) in; default
+        the current directory. Bytes stream into `PATH.part`, which a later call resumes from;
+        the file appears only complete, with the SHA-256 the server announced. A mismatch raises
+        MicroLearnError (DATA_LOSS). `progress=True` shows a tqdm bar on stderr.
+        """
+        target = self._download(name, path, progress).target
+        assert target is not None
+        return target
+
+    def load_model(
+        self, model: str | os.PathLike[str] | Model, *, sha256: str | None = None
+    ) -> TrainedModel:
+        """A model ready to `predict(frame)` / `predict_proba(frame)` on raw rows (a DataFrame).
+
+        `model` is a name (`models/ID` or the id; downloaded to a temporary directory), a Model,
+        or the path of a downloaded artifact, checked against `sha256` or else against the
+        SHA-256 the server records for the model its file name carries (`ID.tar`). Loading
+        unpickles the preprocessing pipeline, so the digest must match before anything is loaded.
+        """
+        ref = _models.model_ref(model)
+        if isinstance(ref, Path):
+            expected = sha256 or self.get_model(_models.model_id_of_file(ref)).sha256
+            return _models.load_artifact(ref, expected)
+        with tempfile.TemporaryDirectory(prefix="microlearn-model-") as tmp:
+            download = self._download(ref, tmp, False)
+            assert download.target is not None and download.metadata is not None
+            return _models.load_artifact(download.target, sha256 or download.metadata.sha256)

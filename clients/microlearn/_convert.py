@@ -255,7 +255,7 @@ def upload_plan(
             format=fmt,
             column_hints=hints,
             description=description,
-            labels={str(k): str(v) for k, v in (labels or {}).items()},
+            labels=string_map(labels),
             expected_size_bytes=size,
             expected_sha256=sha256,
         )
@@ -306,38 +306,59 @@ class _NoProgress:
         pass
 
 
-def progress_bar(plan: UploadPlan, enabled: bool) -> Any:
-    """A tqdm bar over the upload's bytes (on stderr), or a do-nothing stand-in."""
+def progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
+    """A tqdm bar over `total` bytes (on stderr), or a do-nothing stand-in."""
     if not enabled:
         return _NoProgress()
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=plan.size,
+        total=total,
+        initial=initial,
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
-        desc=f"uploading {plan.metadata.display_name}",
+        desc=desc,
         leave=False,
     )
 
 
+# Tasks as the SDK and CLI spell them, in and out.
 _TASK_TYPES = {
-    "binary": "TASK_TYPE_BINARY_CLASSIFICATION",
-    "multiclass": "TASK_TYPE_MULTICLASS_CLASSIFICATION",
-    "regression": "TASK_TYPE_REGRESSION",
-    "clustering": "TASK_TYPE_CLUSTERING",
+    "binary": common_pb2.TASK_TYPE_BINARY_CLASSIFICATION,
+    "multiclass": common_pb2.TASK_TYPE_MULTICLASS_CLASSIFICATION,
+    "regression": common_pb2.TASK_TYPE_REGRESSION,
+    "clustering": common_pb2.TASK_TYPE_CLUSTERING,
 }
+_TASK_NAMES = {value: name for name, value in _TASK_TYPES.items()}
+
+
+def task_type(task: str | None) -> int:
+    """`"binary"`/`"multiclass"`/`"regression"`/`"clustering"` -> TaskType; None -> UNSPECIFIED."""
+    if not task:
+        return common_pb2.TASK_TYPE_UNSPECIFIED
+    try:
+        return _TASK_TYPES[task]
+    except KeyError:
+        raise ValueError(f"task must be one of {', '.join(_TASK_TYPES)}, got {task!r}") from None
+
+
+def task_name(value: int) -> str:
+    """TaskType -> the short name `task_type` takes ("" when unspecified)."""
+    return _TASK_NAMES.get(value, "" if value == common_pb2.TASK_TYPE_UNSPECIFIED else str(value))
+
+
+def string_map(values: Mapping[str, object] | None) -> dict[str, str]:
+    """Labels as the API carries them: string keys and values."""
+    return {str(k): str(v) for k, v in (values or {}).items()}
 
 
 def estimators_request(task: str | None, include_unavailable: bool):
     """A ListEstimatorsRequest for a task named as the CLI/SDK spell it."""
-    from microlearn.v1 import common_pb2, selector_pb2
+    from microlearn.v1 import selector_pb2
 
-    if task is not None and task not in _TASK_TYPES:
-        raise ValueError(f"task must be one of {', '.join(_TASK_TYPES)}, got {task!r}")
     return selector_pb2.ListEstimatorsRequest(
-        task=common_pb2.TaskType.Value(_TASK_TYPES[task]) if task else 0,
+        task=task_type(task),
         include_unavailable=include_unavailable,
         page_size=200,
     )

@@ -1,60 +1,34 @@
-"""The `microlearn datasets ...` commands: a Typer app over the SDK, mounted by the main CLI.
+"""The client commands of `microlearn`: Typer apps over the SDK, mounted by the main CLI.
 
-Human-readable tables by default, `--json` for scripts (resources spelled as the API returns
-them). Failed calls print `error: CODE: details` on stderr and exit 1; usage errors exit 2.
+`datasets_app` and `estimators_app` live here; `train`, `jobs_app` and `models_app` in
+`_cli_training`. Human-readable tables by default, `--json` for scripts (resources spelled as
+the API returns them). Failed calls print `error: CODE: details` on stderr and exit 1; usage
+errors exit 2.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import enum
 import json
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from microlearn import _cli_base as base
 from microlearn import _convert
-from microlearn._client import Client
-from microlearn._config import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
-from microlearn._errors import MicroLearnError, Unauthenticated, Unavailable
+from microlearn._cli_base import AddressOption, JsonOption, TaskChoice, TokenOption
+from microlearn._cli_training import jobs_app, models_app, train
 from microlearn.v1 import dataset_pb2
 
-__all__ = ["datasets_app", "estimators_app"]
+__all__ = ["datasets_app", "estimators_app", "jobs_app", "models_app", "train"]
 
 datasets_app = typer.Typer(
     help="Upload, inspect, sample, prepare and delete datasets.",
     no_args_is_help=True,
 )
-
-# Typer needs Optional[...] spelled out on some supported versions, hence no `str | None` here.
-AddressOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--address",
-        envvar=ADDRESS_ENV,
-        show_envvar=True,
-        show_default=False,
-        help=f"MicroLearn server address, host:port (default {DEFAULT_ADDRESS}).",
-    ),
-]
-TokenOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--token",
-        envvar=TOKEN_ENV,
-        show_envvar=True,
-        show_default=False,
-        help="Bearer token, when the server requires one.",
-    ),
-]
-JsonOption = Annotated[
-    bool,
-    typer.Option("--json", help="Print JSON: the resource as the API returns it."),
-]
 
 
 class DataFormatChoice(str, enum.Enum):
@@ -63,104 +37,22 @@ class DataFormatChoice(str, enum.Enum):
     jsonl = "jsonl"
 
 
-_CONNECT_FAILURES = ("failed to connect", "connection refused", "dns resolution failed", "connect failed")
-_MAX_CELL = 40
-
-
 # --- plumbing -------------------------------------------------------------------------------
 
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _connect(address: str | None, token: str | None) -> Iterator[Client]:
-    """A client for one command; turns SDK errors into `error: ...` on stderr and exit 1."""
-    client = Client(address, token)
-    try:
-        yield client
-    except Unavailable as err:
-        if any(marker in err.details.lower() for marker in _CONNECT_FAILURES):
-            raise _fail(
-                f"cannot reach MicroLearn at {client.address}: is `microlearn up` running?\n"
-                f"  ({err})"
-            ) from None
-        raise _fail(str(err)) from None
-    except Unauthenticated as err:
-        raise _fail(f"{err}\n  (pass --token or set {TOKEN_ENV})") from None
-    except MicroLearnError as err:
-        raise _fail(str(err)) from None
-    finally:
-        client.close()
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _stdin_is_interactive() -> bool:
-    # A function (not an inline check) so tests can stand in for a terminal.
-    return sys.stdin is not None and sys.stdin.isatty()
-
-
-def _stderr_is_terminal() -> bool:
-    return sys.stderr is not None and sys.stderr.isatty()
+# Looked up here when called, so tests can stand in for a terminal.
+_stdin_is_interactive = base.stdin_is_interactive
 
 
 def _ref(ds: dataset_pb2.Dataset) -> str:
     return f"{ds.display_name}@{ds.version}"
 
 
-def _size(num_bytes: int) -> str:
-    size = float(num_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 def _time(ds: dataset_pb2.Dataset) -> str:
-    if not ds.HasField("create_time"):
-        return ""
-    when = ds.create_time.ToDatetime(tzinfo=dt.timezone.utc)
-    return when.strftime("%Y-%m-%d %H:%M UTC")
+    return base.when(ds.create_time.ToDatetime(tzinfo=dt.timezone.utc) if ds.HasField("create_time") else None)
 
 
 def _shape(ds: dataset_pb2.Dataset) -> str:
     return f"{ds.row_count:,} rows × {ds.column_count} columns"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        value = int(value)  # JSON carries every number as a float; 3.0 in an int column reads as 3
-    elif isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False)
-    text = str(value).replace("\n", " ")
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
-
-
-def _table(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = (), upper: bool = True
-) -> None:
-    """Prints an aligned plain-text table; columns listed in `right` are right-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
-
-    def line(values: Sequence[str]) -> str:
-        parts = [
-            v.rjust(w) if i in right else v.ljust(w)
-            for i, (v, w) in enumerate(zip(values, widths))
-        ]
-        return "  ".join(parts).rstrip()
-
-    typer.echo(line([h.upper() if upper else h for h in headers]))
-    for row in cells:
-        typer.echo(line(row))
 
 
 def _summary(ds: dataset_pb2.Dataset) -> str:
@@ -221,17 +113,17 @@ def upload(
     Example: microlearn datasets upload churn.csv --name churn --hint zip=categorical
     """
     hints = _parse_hints(hint or [])
-    with _connect(address, token) as client:
+    with base.connect(address, token) as client:
         result = client.upload_dataset(
             file,
             name=name,
             format=format.value if format else None,
             column_hints=hints,
             description=description,
-            progress=_stderr_is_terminal(),
+            progress=base.stderr_is_terminal(),
         )
     if json_output:
-        _print_json({"dataset": _convert.to_dict(result.dataset), "deduplicated": result.deduplicated})
+        base.print_json({"dataset": _convert.to_dict(result.dataset), "deduplicated": result.deduplicated})
         return
     line = _summary(result.dataset)
     if result.deduplicated:
@@ -251,18 +143,18 @@ def list_(
 
     Example: microlearn datasets list --prefix churn --latest
     """
-    with _connect(address, token) as client:
+    with base.connect(address, token) as client:
         datasets = list(client.list_datasets(prefix=prefix, latest_only=latest, page_size=200))
     if json_output:
-        _print_json([_convert.to_dict(ds) for ds in datasets])
+        base.print_json([_convert.to_dict(ds) for ds in datasets])
         return
     if not datasets:
         typer.echo("no datasets")
         return
-    _table(
+    base.table(
         ["name@version", "id", "rows", "columns", "size", "created"],
         [
-            [_ref(ds), ds.id, f"{ds.row_count:,}", ds.column_count, _size(ds.size_bytes), _time(ds)]
+            [_ref(ds), ds.id, f"{ds.row_count:,}", ds.column_count, base.size(ds.size_bytes), _time(ds)]
             for ds in datasets
         ],
         right=(2, 3, 4),
@@ -285,8 +177,8 @@ def _print_dataset(ds: dataset_pb2.Dataset) -> None:
     fields: list[tuple[str, str]] = [
         ("dataset", f"{ds.name}  {_ref(ds)}"),
         ("shape", _shape(ds)),
-        ("stored", f"{_size(ds.size_bytes)} parquet" + (f", sha256 {ds.sha256[:16]}..." if ds.sha256 else "")),
-        ("source", f"{_convert.format_label(ds.source_format)}, {_size(ds.source_size_bytes)}"),
+        ("stored", f"{base.size(ds.size_bytes)} parquet" + (f", sha256 {ds.sha256[:16]}..." if ds.sha256 else "")),
+        ("source", f"{_convert.format_label(ds.source_format)}, {base.size(ds.source_size_bytes)}"),
         ("created", _time(ds)),
     ]
     if ds.profile.duplicate_row_count:
@@ -297,13 +189,11 @@ def _print_dataset(ds: dataset_pb2.Dataset) -> None:
         fields.append(("description", ds.description))
     if ds.labels:
         fields.append(("labels", ", ".join(f"{k}={v}" for k, v in sorted(ds.labels.items()))))
-    width = max(len(key) for key, _ in fields)
-    for key, value in fields:
-        typer.echo(f"{key.ljust(width)}  {value}")
+    base.fields(fields)
 
     if ds.profile.columns:
         typer.echo("")
-        _table(
+        base.table(
             ["column", "type", "missing", "distinct", "mean / top"],
             [
                 [
@@ -338,10 +228,10 @@ def show(
 
     Example: microlearn datasets show churn@2
     """
-    with _connect(address, token) as client:
+    with base.connect(address, token) as client:
         ds = client.get_dataset(ref)
     if json_output:
-        _print_json(_convert.to_dict(ds))
+        base.print_json(_convert.to_dict(ds))
         return
     _print_dataset(ds)
 
@@ -364,14 +254,14 @@ def sample(
     Example: microlearn datasets sample churn -n 5 --random --columns age,plan
     """
     wanted = [c.strip() for c in (columns or "").split(",") if c.strip()]
-    with _connect(address, token) as client:
+    with base.connect(address, token) as client:
         response = client._sample_rows(ref, rows, random, seed, wanted)
     if json_output:
-        _print_json(_convert.to_dict(response))
+        base.print_json(_convert.to_dict(response))
         return
     records = _convert.sample_rows(response)
     # Data column names are shown as they are: case matters in them.
-    _table(list(response.columns), [[r.get(c) for c in response.columns] for r in records], upper=False)
+    base.table(list(response.columns), [[r.get(c) for c in response.columns] for r in records], upper=False)
 
 
 @datasets_app.command("prepare")
@@ -399,10 +289,10 @@ def prepare(
 
     Example: microlearn datasets prepare churn@1 --recipe clean.yaml --output churn-clean
     """
-    with _connect(address, token) as client:
+    with base.connect(address, token) as client:
         datasets = client.prepare_dataset(ref, recipe, output_name=output, validate_only=validate_only)
     if json_output:
-        _print_json([_convert.to_dict(ds) for ds in datasets])
+        base.print_json([_convert.to_dict(ds) for ds in datasets])
         return
     if validate_only:
         typer.echo(f"recipe {recipe} is valid for {ref}")
@@ -428,8 +318,8 @@ def delete(
     Example: microlearn datasets delete churn@1 --yes
     """
     if not yes and not _stdin_is_interactive():
-        raise _fail(f"refusing to delete {ref} without confirmation: stdin is not a terminal; pass --yes")
-    with _connect(address, token) as client:
+        raise base.fail(f"refusing to delete {ref} without confirmation: stdin is not a terminal; pass --yes")
+    with base.connect(address, token) as client:
         if not yes:
             ds = client.get_dataset(ref)
             typer.confirm(
@@ -450,13 +340,6 @@ estimators_app = typer.Typer(
 )
 
 
-class TaskChoice(str, enum.Enum):
-    binary = "binary"
-    multiclass = "multiclass"
-    regression = "regression"
-    clustering = "clustering"
-
-
 @estimators_app.command("list")
 def estimators_list(
     task: Annotated[Optional[TaskChoice], typer.Option("--task", help="Only estimators for this task.")] = None,
@@ -468,12 +351,12 @@ def estimators_list(
 
     Example: microlearn estimators list --task binary
     """
-    with _connect(address, token) as client:
+    with base.connect(address, token) as client:
         found = client.list_estimators(task.value if task else None)
     if json_output:
-        _print_json([_convert.to_dict(e) for e in found])
+        base.print_json([_convert.to_dict(e) for e in found])
         return
-    _table(
+    base.table(
         ["id", "family", "tasks", "cost", "progress", "gpu", "library"],
         [
             [e.estimator_id, _enum_suffix(e.DESCRIPTOR.fields_by_name["family"], e.family),
@@ -497,11 +380,11 @@ def estimators_show(
 
     Example: microlearn estimators show hist_gradient_boosting_classifier --json
     """
-    with _connect(address, token) as client:
+    with base.connect(address, token) as client:
         found = client.get_estimator(name)
     data = _convert.to_dict(found)
     if json_output:
-        _print_json(data)
+        base.print_json(data)
         return
     typer.echo(f"{found.estimator_id}  ({found.display_name}, {found.library})")
     typer.echo(found.description)
@@ -511,7 +394,7 @@ def estimators_show(
         kind = next(k for k in spec if k.endswith("_distribution"))
         rows.append([spec["name"], kind.removesuffix("_distribution"), json.dumps(spec[kind]),
                      json.dumps(spec.get("default_value"))])
-    _table(["parameter", "kind", "range", "default"], rows)
+    base.table(["parameter", "kind", "range", "default"], rows)
 
 
 def _enum_suffix(field, number: int) -> str:

@@ -96,8 +96,9 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     except HyperparameterError as exc:
         raise TrainingError(str(exc)) from None
 
-    reporter.log("INFO", f"reading {request['dataset_path'].rsplit('/', 1)[-1]}")
     frame = pq.read_table(request["dataset_path"]).to_pandas()
+    reporter.log("INFO", f"read {request.get('dataset_display') or 'the dataset'}: {len(frame):,} rows × "
+                         f"{frame.shape[1]} columns")
     validation = request.get("validation") or {}
     profile = request["profile"]
     excluded = set(request.get("ignore_columns") or [])

@@ -381,7 +381,7 @@ class TrainingService:
         match = _ORDER_BY.fullmatch(order)
         if match is None:
             raise _bad("order_by", "use 'create_time', 'create_time desc', 'metrics.NAME' or 'metrics.NAME desc'")
-        descending = match.group(4) == "desc" if match.group(4) else match.group(2) is None
+        descending = match.group(4) == "desc"
         items, total = await self._models.list(
             page_size=size + 1, offset=offset, dataset_ids=dataset_ids,
             estimator=estimator.removeprefix("estimators/") or None, task=task,

@@ -16,7 +16,7 @@ import pytest
 
 import microlearn
 from microlearn import _convert
-from microlearn.v1 import common_pb2, dataset_pb2, dataset_pb2_grpc
+from microlearn.v1 import common_pb2, dataset_pb2, dataset_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 
 
 def _dataset(i: int, display_name: str = "iris", **fields) -> dataset_pb2.Dataset:
@@ -95,16 +95,20 @@ class FakeDatasets(dataset_pb2_grpc.DatasetServiceServicer):
         return dataset_pb2.PrepareDatasetResponse(datasets=[_dataset(7, "out-train"), _dataset(8, "out-test")])
 
 
-@pytest.fixture(scope="module")
-def server():
-    """One real server per module; tests share its fake and reset it (see `fake`)."""
-    fake = FakeDatasets()
+def serve(fake, add_to_server):
+    """Runs `fake` on a real server on a free port; yields (fake, address)."""
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    dataset_pb2_grpc.add_DatasetServiceServicer_to_server(fake, srv)
+    add_to_server(fake, srv)
     port = srv.add_insecure_port("127.0.0.1:0")
     srv.start()
     yield fake, f"127.0.0.1:{port}"
     srv.stop(None)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One real server per module; tests share its fake and reset it (see `fake`)."""
+    yield from serve(FakeDatasets(), dataset_pb2_grpc.add_DatasetServiceServicer_to_server)
 
 
 @pytest.fixture
@@ -133,8 +137,10 @@ def test_import_is_light():
 
 
 def test_all_is_exact_and_resolves():
-    expected = {
-        "Client", "AsyncClient", "UploadResult", "MicroLearnError", "InvalidArgument", "NotFound",
+    values = {"Client", "AsyncClient", "UploadResult", "Job", "AsyncJob", "JobEvent", "Model"}
+    job_errors = {"JobError", "JobFailed", "JobCancelled"}
+    expected = values | job_errors | {
+        "MicroLearnError", "InvalidArgument", "NotFound",
         "AlreadyExists", "FailedPrecondition", "ResourceExhausted", "Unauthenticated",
         "PermissionDenied", "Unavailable", "DeadlineExceeded", "Cancelled", "Unimplemented", "Internal",
     }
@@ -143,7 +149,9 @@ def test_all_is_exact_and_resolves():
     for name in microlearn.__all__:
         obj = getattr(microlearn, name)
         assert obj.__module__ == "microlearn"
-        if name not in {"Client", "AsyncClient", "UploadResult"}:
+        if name in job_errors:
+            assert issubclass(obj, microlearn.JobError)
+        elif name not in values:
             assert issubclass(obj, microlearn.MicroLearnError)
 
 
@@ -439,3 +447,264 @@ def test_errors_are_picklable():
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is microlearn.NotFound and copy.details == "gone" and str(copy) == str(err)
 
+
+
+# --- training: requests, events, models ---------------------------------------------------------
+
+
+def _train_request(**overrides):
+    from microlearn import _jobs
+
+    arguments = dict(target="y", estimator="lightgbm_classifier", hyperparameters=None, task=None, metric=None,
+                     validation=None, max_iterations=0, early_stopping=None, seed=None, use_gpu=None,
+                     balance_classes=False, feature_columns=(), ignore_columns=(), experiment=None, labels=None,
+                     timeout_seconds=0, request_id=None)
+    return _jobs.training_request("churn@2", **{**arguments, **overrides})
+
+
+def test_training_request_maps_every_argument():
+    numpy = pytest.importorskip("numpy")
+    request = _train_request(
+        hyperparameters={"num_leaves": numpy.int64(31), "learning_rate": 0.05, "boosting": "dart", "ids": [1, None]},
+        task="binary", metric="f1_macro", validation={"k_fold": 4, "stratify": False, "group_column": "customer"},
+        max_iterations=300, early_stopping={"patience": 7, "min_delta": 0.001}, seed=0, use_gpu=False,
+        balance_classes=True, feature_columns=["a", "b"], ignore_columns=("c",), experiment="exp",
+        labels={"team": "ml", "n": 1}, timeout_seconds=60, request_id="r-1")
+    spec = request.spec
+    assert (spec.dataset, spec.target, spec.estimator, request.request_id) == ("churn@2", "y", "lightgbm_classifier", "r-1")
+    assert spec.task == common_pb2.TASK_TYPE_BINARY_CLASSIFICATION and spec.metric == "f1_macro"
+    values = spec.hyperparameters.values
+    assert values["num_leaves"].number_value == 31 and values["boosting"].string_value == "dart"
+    assert [v.WhichOneof("kind") for v in values["ids"].list_value.values] == ["number_value", "null_value"]
+    assert spec.validation.WhichOneof("method") == "k_fold" and spec.validation.k_fold.folds == 4
+    assert spec.validation.HasField("stratify") and not spec.validation.stratify
+    assert spec.validation.group_column == "customer"
+    assert (spec.early_stopping.enabled, spec.early_stopping.patience) == (True, 7)
+    assert spec.early_stopping.min_delta == pytest.approx(0.001)
+    assert spec.HasField("seed") and spec.seed == 0 and spec.HasField("use_gpu") and not spec.use_gpu
+    assert list(spec.feature_columns) == ["a", "b"] and list(spec.ignore_columns) == ["c"]
+    assert dict(spec.labels) == {"team": "ml", "n": "1"} and spec.experiment_name == "exp"
+    assert spec.balance_classes and spec.max_iterations == 300 and spec.timeout_seconds == 60
+
+
+def test_training_request_leaves_unset_what_the_server_defaults():
+    spec = _train_request().spec
+    for field in ("validation", "early_stopping", "seed", "use_gpu"):
+        assert not spec.HasField(field), field
+    assert spec.task == common_pb2.TASK_TYPE_UNSPECIFIED and not spec.hyperparameters.values
+    assert not _train_request(early_stopping=False).spec.HasField("early_stopping")
+    assert not _train_request(early_stopping={"enabled": False, "patience": 3}).spec.HasField("early_stopping")
+    assert _train_request(early_stopping=True).spec.early_stopping.enabled
+    assert _train_request(validation={"holdout": 0.3}).spec.validation.holdout.fraction == pytest.approx(0.3)
+    assert _train_request(validation={"dataset": "churn-test"}).spec.validation.validation_dataset == "churn-test"
+    only_time = _train_request(validation={"time_column": "ts"}).spec.validation
+    assert only_time.WhichOneof("method") is None and only_time.time_column == "ts"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        ({"validation": {"holdout": 0.2, "dataset": "x"}}, ValueError, "holdout and dataset"),
+        ({"validation": {"kfold": 5}}, ValueError, "unknown validation key"),
+        ({"validation": 0.2}, TypeError, "validation must be a dict"),
+        ({"early_stopping": {"rounds": 3}}, ValueError, "unknown early_stopping key"),
+        ({"early_stopping": 5}, TypeError, "early_stopping must be"),
+        ({"hyperparameters": {"f": object()}}, TypeError, "hyperparameter 'f'"),
+        ({"task": "classification"}, ValueError, "task must be one of"),
+        ({"feature_columns": "age"}, TypeError, "feature_columns must be a list"),
+        ({"estimator": ""}, ValueError, "estimator is required"),
+    ],
+)
+def test_training_request_rejects_bad_arguments_locally(overrides, error, match):
+    with pytest.raises(error, match=match):
+        _train_request(**overrides)
+
+
+def test_states_and_log_levels_parse_case_insensitively():
+    from microlearn import _jobs
+
+    request = _jobs.list_jobs_request(["running", "PENDING"], "churn", None, {"a": 1}, 10)
+    assert list(request.states) == [common_pb2.JOB_STATE_RUNNING, common_pb2.JOB_STATE_PENDING]
+    assert dict(request.labels) == {"a": "1"} and request.dataset == "churn" and request.estimator == ""
+    assert list(_jobs.list_jobs_request("failed", None, None, None, 10).states) == [common_pb2.JOB_STATE_FAILED]
+    with pytest.raises(ValueError, match="unknown job state 'done'"):
+        _jobs.list_jobs_request(["done"], None, None, None, 10)
+    assert _jobs.events_request("jobs/j", None, True, "warning").min_log_level == common_pb2.LOG_LEVEL_WARNING
+    with pytest.raises(ValueError, match="unknown log level"):
+        _jobs.events_request("jobs/j", None, False, "loud")
+
+
+def test_events_read_as_kinds_with_plain_values():
+    state = common_pb2.JobEvent(sequence="1-0", job="jobs/j", progress=1.0, state_change=common_pb2.JobStateChange(
+        state=common_pb2.JOB_STATE_FAILED, message="boom"))
+    state.time.FromSeconds(1_700_000_000)
+    metrics = common_pb2.JobEvent(sequence="2-0", metrics=common_pb2.MetricUpdate(points=[
+        common_pb2.MetricPoint(name="train_loss", value=0.5, step=3),
+        common_pb2.MetricPoint(name="val_loss", value=0.6, step=3)]))
+    log = common_pb2.JobEvent(sequence="3-0", log=common_pb2.LogLine(level=common_pb2.LOG_LEVEL_WARNING, message="hm"))
+
+    first = microlearn.JobEvent.from_proto(state)
+    assert (first.kind, first.state, first.message, first.is_terminal) == ("state", "FAILED", "boom", True)
+    assert first.time.isoformat() == "2023-11-14T22:13:20+00:00" and first.proto is state
+    second = microlearn.JobEvent.from_proto(metrics)
+    assert (second.kind, second.step, second.values) == ("metrics", 3, {"train_loss": 0.5, "val_loss": 0.6})
+    assert second.time is None and not second.is_terminal
+    third = microlearn.JobEvent.from_proto(log)
+    assert (third.kind, third.level, third.message) == ("log", "WARNING", "hm")
+
+
+def test_headline_metric_prefers_validation_loss_then_the_jobs_metric():
+    from microlearn._jobs import headline_metric
+
+    assert headline_metric({"train_loss": 1, "val_loss": 2}, "rmse") == ("val_loss", 2)
+    assert headline_metric({"fold_accuracy": 0.5, "fold_roc_auc": 0.8}, "roc_auc") == ("fold_roc_auc", 0.8)
+    assert headline_metric({"train_loss": 1, "val_f1": 0.7}) == ("val_f1", 0.7)
+    assert headline_metric({"train_loss": 1}) == ("train_loss", 1)
+    assert headline_metric({}) is None
+
+
+def test_model_reads_enums_as_names_and_whole_numbers_as_ints():
+    from google.protobuf import json_format, struct_pb2
+
+    from microlearn.v1 import trainer_pb2
+
+    message = trainer_pb2.Model(name="models/m1", id="m1", task=common_pb2.TASK_TYPE_MULTICLASS_CLASSIFICATION,
+                                format=common_pb2.MODEL_FORMAT_LIGHTGBM, metric="f1_macro", metrics={"f1_macro": 0.9})
+    for key, value in {"num_leaves": 31, "learning_rate": 0.1, "path": [1, 2.5]}.items():
+        message.hyperparameters.values[key].CopyFrom(json_format.ParseDict(value, struct_pb2.Value()))
+    message.feature_schema.columns.add(name="plan", type=common_pb2.COLUMN_TYPE_CATEGORICAL, categories=["a"])
+    model = microlearn.Model.from_proto(message)
+    assert (model.task, model.format, model.score) == ("multiclass", "lightgbm", 0.9)
+    assert model.hyperparameters == {"num_leaves": 31, "learning_rate": 0.1, "path": [1, 2.5]}
+    assert type(model.hyperparameters["num_leaves"]) is int
+    assert model.feature_schema == [{"name": "plan", "type": "categorical", "physical_type": "", "categories": ["a"]}]
+    assert model.create_time is None and model.to_dict()["name"] == "models/m1"
+    assert "proto" not in repr(model)
+
+
+def test_job_errors_are_picklable_and_read_like_the_job():
+    import pickle
+
+    err = microlearn.JobFailed("jobs/j1", "FAILED", "out of memory", job=object())
+    assert str(err) == "jobs/j1 FAILED: out of memory" and isinstance(err, microlearn.JobError)
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is microlearn.JobFailed and copy.reason == "out of memory" and copy.job is None
+
+
+# --- model downloads: resume, verification -------------------------------------------------------
+
+
+class FakeTrainer(trainer_pb2_grpc.TrainerServiceServicer):
+    """Serves one artifact in 100-byte chunks (`corrupt` flips a byte after the metadata's digest),
+    and one job whose event streams end early."""
+
+    ARTIFACT = bytes(range(256)) * 4
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self.corrupt = False
+        self.states = [common_pb2.JOB_STATE_RUNNING]  # GetJob answers these in turn, then the last
+        self.streams: list[trainer_pb2.StreamJobEventsRequest] = []
+        self.hang = False
+
+    def GetJob(self, request, context):
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return trainer_pb2.GetJobResponse(job=common_pb2.Job(name="jobs/j1", job_id="j1", state=state, error="boom"))
+
+    def StreamJobEvents(self, request, context):
+        """One event per stream, as if each broke off early: the client must resume after it."""
+        self.streams.append(request)
+        while self.hang and context.is_active():
+            time.sleep(0.01)
+        number = len(self.streams)
+        yield trainer_pb2.StreamJobEventsResponse(event=common_pb2.JobEvent(
+            sequence=f"{number}-0", log=common_pb2.LogLine(message=f"event {number}")))
+
+    def DownloadModel(self, request, context):
+        self.offsets.append(request.offset)
+        data = self.ARTIFACT
+        yield trainer_pb2.DownloadModelResponse(metadata=trainer_pb2.DownloadModelMetadata(
+            model=trainer_pb2.Model(name="models/m1", id="m1"), filename="m1.tar", size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(), offset=request.offset))
+        if self.corrupt:
+            data = data[:-1] + b"\x00"
+        for start in range(request.offset, len(data), 100):
+            yield trainer_pb2.DownloadModelResponse(chunk=data[start:start + 100])
+
+
+@pytest.fixture
+def trainer():
+    yield from serve(FakeTrainer(), trainer_pb2_grpc.add_TrainerServiceServicer_to_server)
+
+
+def test_download_resumes_from_the_part_files_size(trainer, tmp_path):
+    fake, address = trainer
+    target = tmp_path / "model.tar"
+    target.with_name("model.tar.part").write_bytes(FakeTrainer.ARTIFACT[:300])
+    with microlearn.Client(address) as ml:
+        assert ml.download_model("models/m1", target) == target
+    assert target.read_bytes() == FakeTrainer.ARTIFACT and fake.offsets == [300]
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_download_into_a_directory_finds_its_part_file_by_the_servers_name(trainer, tmp_path):
+    fake, address = trainer
+    (tmp_path / "m1.tar.part").write_bytes(FakeTrainer.ARTIFACT[:500])
+
+    async def scenario():
+        async with microlearn.AsyncClient(address) as ml:
+            return await ml.download_model("m1", tmp_path)
+
+    assert asyncio.run(scenario()) == tmp_path / "m1.tar"
+    assert (tmp_path / "m1.tar").read_bytes() == FakeTrainer.ARTIFACT
+    assert fake.offsets == [0, 500]  # learns the name, then reopens where the part file ends
+
+
+def test_download_starts_over_when_a_resumed_part_does_not_match(trainer, tmp_path):
+    fake, address = trainer
+    target = tmp_path / "model.tar"
+    target.with_name("model.tar.part").write_bytes(b"\xff" * 300)
+    with microlearn.Client(address) as ml:
+        ml.download_model("m1", target)
+    assert target.read_bytes() == FakeTrainer.ARTIFACT and fake.offsets == [300, 0]
+
+
+def test_download_of_corrupt_bytes_raises_data_loss_and_leaves_nothing(trainer, tmp_path):
+    fake, address = trainer
+    fake.corrupt = True
+    with microlearn.Client(address) as ml:
+        with pytest.raises(microlearn.MicroLearnError, match="corrupt") as info:
+            ml.download_model("m1", tmp_path / "model.tar")
+    assert info.value.code == grpc.StatusCode.DATA_LOSS
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- waiting for a job ---------------------------------------------------------------------------
+
+
+def test_wait_resumes_a_broken_stream_after_the_last_event_then_raises(trainer):
+    fake, address = trainer
+    fake.states = [common_pb2.JOB_STATE_RUNNING, common_pb2.JOB_STATE_RUNNING, common_pb2.JOB_STATE_FAILED]
+    with microlearn.Client(address) as ml:
+        job = ml.get_job("j1")
+        with pytest.raises(microlearn.JobFailed, match="jobs/j1 FAILED: boom") as info:
+            job.wait()
+    assert info.value.job is job and job.state == "FAILED"
+    assert [r.after_sequence for r in fake.streams] == ["", "1-0"]
+    assert all(r.min_log_level == common_pb2.LOG_LEVEL_ERROR for r in fake.streams)
+
+
+def test_wait_times_out_with_the_refreshed_state(trainer):
+    fake, address = trainer
+    fake.hang = True
+
+    async def scenario():
+        async with microlearn.AsyncClient(address) as ml:
+            job = await ml.get_job("j1")
+            with pytest.raises(TimeoutError, match="jobs/j1 is still RUNNING after 0.2 s"):
+                await job.wait(timeout=0.2)
+
+    with microlearn.Client(address) as ml:
+        with pytest.raises(TimeoutError, match="jobs/j1 is still RUNNING after 0.2 s"):
+            ml.get_job("j1").wait(timeout=0.2)
+    asyncio.run(scenario())
