@@ -104,7 +104,7 @@ def diagnostics(task: str, y_true: Any, *, y_pred: Any = None, proba: Any = None
         out = {}
     else:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(METRICS)}")
-    return _jsonable(out)
+    return jsonable(out)
 
 
 # -- input checks --------------------------------------------------------------------------------
@@ -303,14 +303,14 @@ def _regression_plots(y: np.ndarray, p: np.ndarray, seed: int) -> dict:
             "residual_histogram": {"edges": edges, "counts": counts}}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain Python containers and numbers; a non-finite float (say, an overflowed residual) becomes None."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from microlearn_grpc.core.metrics import jsonable
+
 __all__ = ["Reporter", "TrainingError", "child_main", "fit_model"]
 
 log = logging.getLogger(__name__)
@@ -247,7 +249,7 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
         "train_metrics": train_metrics,
         "fold_metrics": fold_metrics,
         "diagnostics": diagnostics,
-        "hyperparameters": _jsonable(model.params_ or {}),
+        "hyperparameters": jsonable(model.params_ or {}),
         "feature_schema": _feature_schema(plan, profile, frame),
         "feature_plan": plan.to_dict(),
         "class_labels": [_label(v) for v in class_values] if class_values is not None else [],
@@ -351,7 +353,7 @@ def _encode_labels(series: Any) -> tuple[list[Any], Any]:
 
     values = series.to_numpy(dtype=object) if series.dtype == object else series.to_numpy()
     uniques, codes = np.unique(values.astype(str) if values.dtype == object else values, return_inverse=True)
-    return [_jsonable(v) for v in uniques.tolist()], codes.astype(np.int64)
+    return [jsonable(v) for v in uniques.tolist()], codes.astype(np.int64)
 
 
 def _encode_with(series: Any, class_values: list[Any]) -> Any:
@@ -375,18 +377,6 @@ def _order_values(series: Any) -> Any:
     if parsed.isna().all():
         raise TrainingError(f"time column {series.name!r} holds neither numbers nor dates")
     return parsed.astype("int64").to_numpy()
-
-
-def _jsonable(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _feature_schema(plan: Any, profile: dict, frame: Any) -> list[dict[str, Any]]:
