@@ -298,8 +298,9 @@ class TrainingRunner:
             best_iteration=result.get("best_iteration", 0), training_row_count=result.get("training_row_count", 0),
             fit_time_seconds=result.get("fit_time_seconds", 0.0), device=device, study_id=job.study_id,
             trial_number=int(spec.get("trial_number") or 0), labels=job.labels)
-        if run_id:
+        if run_id:  # closed before the job ends, so the run is complete when a client sees SUCCEEDED
             await self._track_result(run_id, result, tar)
+            await self._tracker.call(self._tracker.end_run, run_id, "FINISHED")
         metrics = {k: float(v) for k, v in result.get("metrics", {}).items()}
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -314,20 +315,18 @@ class TrainingRunner:
             with contextlib.suppress(Exception):
                 await self._artifacts.delete(key)
             raise
-        if run_id:
-            await self._tracker.call(self._tracker.end_run, run_id, "FINISHED")
         score = metrics.get(result.get("metric", ""))
         summary = f"model models/{model_id}" + (f", {result['metric']} = {score:.4g}" if score is not None else "")
-        await events.state("SUCCEEDED", summary, 1.0)
+        await events.state("SUCCEEDED", summary, 1.0)  # right after the row: a stream opened now must see it
         return f"succeeded: models/{model_id}"
 
     async def _end(self, job: JobRecord, state: str, error: str, events: _EventWriter, run_id: str | None) -> str:
+        if run_id:  # a later attempt (if this one lost its lease) reopens the run
+            await self._tracker.call(self._tracker.end_run, run_id, _MLFLOW_STATUS[state])
         try:
             await self._jobs.finish(job.id, self._worker_id, state, error=error)
         except InvalidTransition as exc:
             raise LeaseLost(str(exc)) from None
-        if run_id:
-            await self._tracker.call(self._tracker.end_run, run_id, _MLFLOW_STATUS[state])
         if state == "FAILED":
             await events.log("ERROR", error)
         await events.state(state, error)
