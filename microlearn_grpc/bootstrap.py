@@ -18,6 +18,7 @@ from arq.connections import ArqRedis
 from microlearn_grpc.config import ConfigError, Settings
 from microlearn_grpc.core.ingest import IngestLimits
 from microlearn_grpc.services.datasets import DatasetService
+from microlearn_grpc.services.selection import SelectionService
 from microlearn_grpc.services.training import TrainingService
 from microlearn_grpc.storage import db
 from microlearn_grpc.storage.artifacts import ArtifactStore, open_artifact_store
@@ -41,6 +42,7 @@ class Container:
     datasets: DatasetService
     queue: ArqRedis
     training: TrainingService
+    selection: SelectionService
 
     async def close(self) -> None:
         self.datasets.close()
@@ -98,4 +100,4 @@ async def build(settings: Settings) -> Container:
                                max_attempts=settings.max_job_attempts, max_timeout_seconds=settings.job_timeout_seconds,
                                queue_name=settings.queue_name)
     return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets,
-                     queue=queue, training=training)
+                     queue=queue, training=training, selection=SelectionService(datasets, redis_client))

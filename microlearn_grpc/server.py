@@ -67,7 +67,8 @@ def _implemented(container: Container) -> dict[str, Callable[[], object]]:
     from microlearn_grpc.services.selector_servicer import SelectorServicer
     from microlearn_grpc.services.trainer_servicer import TrainerServicer
 
-    return {"dataset": lambda: DatasetServicer(container.datasets), "selector": SelectorServicer,
+    return {"dataset": lambda: DatasetServicer(container.datasets),
+            "selector": lambda: SelectorServicer(container.selection),
             "trainer": lambda: TrainerServicer(container.training)}
 
 

@@ -1,14 +1,9 @@
-"""SelectorService over gRPC: the estimator registry (ListEstimators, GetEstimator).
-
-SelectModels (task detection and ranked candidates) lands with the AutoML issue and answers
-UNIMPLEMENTED until then.
-"""
+"""SelectorService over gRPC: the estimator registry (ListEstimators, GetEstimator) and SelectModels."""
 
 from __future__ import annotations
 
 import base64
 
-import grpc
 from google.protobuf import json_format, struct_pb2
 
 from microlearn.v1 import common_pb2, selector_pb2, selector_pb2_grpc
@@ -52,6 +47,9 @@ def _value(value) -> struct_pb2.Value:
 
 
 class SelectorServicer(selector_pb2_grpc.SelectorServiceServicer):
+    def __init__(self, selection=None) -> None:
+        self._selection = selection  # services.selection.SelectionService
+
     @translate_errors
     async def ListEstimators(self, request, context):
         from microlearn_grpc.core.estimators import list_estimators
@@ -90,7 +88,17 @@ class SelectorServicer(selector_pb2_grpc.SelectorServiceServicer):
             raise errors.NotFound(str(exc.args[0]) if exc.args else f"no estimator {request.name!r}") from None
         return selector_pb2.GetEstimatorResponse(estimator=estimator_to_proto(cls))
 
+    @translate_errors
     async def SelectModels(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "SelectorService.SelectModels is not implemented in this MicroLearn version yet; "
-                            "see README 'Status' for what is available")
+        task = ""
+        if request.task != common_pb2.TASK_TYPE_UNSPECIFIED:
+            if request.task not in TASK_NAMES:
+                raise errors.InvalidArgument(f"task {request.task} is not a known TaskType")
+            task = TASK_NAMES[request.task]
+        answer = await self._selection.select({
+            "dataset": request.dataset, "target": request.target, "task": task,
+            "max_candidates": request.max_candidates, "time_budget_seconds": request.time_budget_seconds,
+            "use_gpu": request.use_gpu if request.HasField("use_gpu") else None,
+            "include_estimators": list(request.include_estimators),
+            "exclude_estimators": list(request.exclude_estimators), "ignore_columns": list(request.ignore_columns)})
+        return json_format.ParseDict(answer, selector_pb2.SelectModelsResponse())

@@ -67,7 +67,7 @@ def test_get_estimator_with_search_space(stub):
     (selector_pb2.GetEstimatorRequest(name=""), grpc.StatusCode.INVALID_ARGUMENT, ["name is required"]),
     (selector_pb2.ListEstimatorsRequest(page_token="nonsense!"), grpc.StatusCode.INVALID_ARGUMENT, ["page_token"]),
     (selector_pb2.ListEstimatorsRequest(page_size=5000), grpc.StatusCode.INVALID_ARGUMENT, ["page_size"]),
-    (selector_pb2.SelectModelsRequest(dataset="x"), grpc.StatusCode.UNIMPLEMENTED, ["SelectModels"]),
+    (selector_pb2.SelectModelsRequest(dataset="x"), grpc.StatusCode.NOT_FOUND, ["no dataset named 'x'"]),
 ])
 def test_errors(stub, request_, code, words):
     method = {selector_pb2.GetEstimatorRequest: stub.GetEstimator, selector_pb2.ListEstimatorsRequest: stub.ListEstimators,
