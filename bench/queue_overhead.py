@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -179,13 +180,15 @@ def phases(batch: Batch, events: dict[str, list]) -> tuple[list[tuple[str, str, 
         "PENDING event → lease taken (started_at)": "enqueue, arq poll, delivery, job read, PENDING→RUNNING UPDATE",
         "started_at → RUNNING event": "XADD of the RUNNING event",
         "RUNNING event → first log of the fit process":
-            "MLflow start_run, work dir, dataset resolve/local copy, fork from forkserver, child start"
+            "work dir, dataset resolve/local copy, hand-over to a reused fit process (MLflow start_run runs "
+            "meanwhile on the tracking thread)"
             + (", Parquet read" if read_first else "") + f" (first log: '{first_text[:24]}…')",
         "first log → 'fitting' log": "in the fit process: " + ("" if read_first else "Parquet read, ")
                                      + "feature plan, split",
         "'fitting' log → job row SUCCEEDED (ended_at)":
-            "fit, score, diagnostics, artifact write, pack+SHA-256+HMAC, store, MLflow logging, DB transaction",
-        "ended_at → SUCCEEDED event": "MLflow end_run, XADD",
+            "fit, score, diagnostics, artifact write, pack+SHA-256+HMAC, store while MLflow logs the results and "
+            "closes the run (awaited), DB transaction",
+        "ended_at → SUCCEEDED event": "XADD",
         "StartTraining answered (client) after send": "includes the enqueue (the RPC returns after it)",
         "send → SUCCEEDED event (whole job)": "",
     }
@@ -286,10 +289,15 @@ async def measure(platform: Platform, args: argparse.Namespace) -> None:
         workers_used = len({r["id"] for r in await pool.fetch(
             "SELECT DISTINCT worker_id AS id FROM jobs WHERE id = ANY($1::text[])", list(warm.sent))})
         results = {}
+        cpu_per_job: dict[str, float] = {}
         for mode in MODES:
             n = args.one_at_a_time if mode == MODES[0] else args.jobs
+            before = cpu_seconds(platform) if mode == MODES[1] else None
             results[mode] = await run_microlearn(mode, n, args.clients, trainer, metadata, spec, pool, platform,
                                                  args.timeout)
+            if before is not None:
+                after = cpu_seconds(platform)
+                cpu_per_job = {role: (after.get(role, 0.0) - spent) * 1000 / n for role, spent in before.items()}
         single = results[MODES[0]]
         events = {job_id: await job_events(trainer, metadata, job_id) for job_id in single.sent}
     await pool.close()
@@ -336,7 +344,58 @@ async def measure(platform: Platform, args: argparse.Namespace) -> None:
     print("|---|---|---|")
     for name, what, value in steps:
         print(f"| {name} | {value:.1f} | {what} |")
+    print()
+    print(f"| CPU per job, {MODES[1]} ({args.jobs} jobs), by process | CPU ms |")
+    print("|---|---|")
+    for role, ms in sorted(cpu_per_job.items(), key=lambda item: -item[1]):
+        print(f"| {role} | {ms:.1f} |")
+    print(f"| all of them | {sum(cpu_per_job.values()):.1f} |")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+
+
+def cpu_seconds(platform: Platform) -> dict[str, float]:
+    """User + system CPU seconds so far of `microlearn up`'s processes, summed by role (this bench
+    process, the client, counted apart). Processes that exit in between are missed; fit processes are
+    reused from job to job, so few do."""
+    import psutil
+
+    roles: dict[str, float] = {}
+    me = psutil.Process()
+    procs = [(me, "bench client (this process)")]
+    family = {child.pid: child for child in psutil.Process(platform.proc.pid).children(recursive=True)}
+    for proc in psutil.process_iter(["cmdline"]):  # PostgreSQL and Redis may have left the process tree
+        with contextlib.suppress(psutil.Error):
+            if str(platform.data_dir) in " ".join(proc.info["cmdline"] or ()):
+                family.setdefault(proc.pid, proc)
+                family.update({child.pid: child for child in proc.children(recursive=True)})
+    family.pop(platform.proc.pid, None)
+    procs += [(proc, "") for proc in family.values()]
+    procs.append((psutil.Process(platform.proc.pid), "microlearn up (supervisor)"))
+    for proc, role in procs:
+        try:
+            times = proc.cpu_times()
+            command = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        role = role or _role(proc, command)
+        roles[role] = roles.get(role, 0.0) + times.user + times.system
+    return roles
+
+
+def _role(proc, command: str) -> str:
+    if "postgres" in command or proc.name().startswith("postgres"):
+        return "PostgreSQL"
+    if "redis" in command:
+        return "Redis"
+    if "forkserver" in command or "multiprocessing" in command:
+        return "fit processes (forkserver children)"
+    if " worker" in command:
+        return "workers (event loop, MLflow thread)"
+    if " serve" in command or " server" in command:
+        return "gRPC server"
+    if "gateway" in command:
+        return "gateway"
+    return command.split(" ", 2)[-1][:40] or proc.name()
 
 
 def main() -> None:

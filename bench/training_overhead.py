@@ -115,7 +115,7 @@ def breakdown(job: dict) -> list[tuple[str, float, str]]:
         ("send", job["sent"], ""),
         ("lease taken (started_at)", row["started"], "queue wait: RPC, enqueue, arq poll, delivery"),
         ("first log of the fit process", at.get("first_log"),
-         "MLflow start_run, dataset resolve/local copy, fork of the fit process"
+         "dataset resolve/local copy, hand-over to a fit process (MLflow start_run meanwhile)"
          + (", Parquet → pandas" if read_first else "")),
         ("'fitting' log", at.get("fitting"),
          ("" if read_first else "Parquet → pandas, ") + "feature plan, holdout split"),
@@ -123,9 +123,9 @@ def breakdown(job: dict) -> list[tuple[str, float, str]]:
          "preprocessing fit_transform, float64 matrices, lgb.Dataset binning, round 1"),
         ("last round's metrics event", rounds[-1] if rounds else None, f"rounds 2..{len(rounds)}"),
         ("job row SUCCEEDED (ended_at)", row["ended"],
-         "scoring (train + validation), diagnostics, artifact write, pack + SHA-256 + HMAC, store, "
-         "MLflow logging, model row + job row transaction"),
-        ("SUCCEEDED event received", job["sent"] + job["seconds"], "finish: MLflow end_run, XADD, gRPC delivery"),
+         "scoring (validation, ≤ 10k sampled training rows), diagnostics, artifact write, pack + SHA-256 + "
+         "HMAC, store (MLflow logging and end_run alongside, awaited), model row + job row transaction"),
+        ("SUCCEEDED event received", job["sent"] + job["seconds"], "finish: XADD, gRPC delivery"),
     ]
     known = [(name, stamp, what) for name, stamp, what in milestones if stamp is not None]
     return [(f"{a[0]} → {b[0]}", b[1] - a[1], b[2]) for a, b in zip(known, known[1:])]

@@ -33,6 +33,8 @@ class Tracker:
         self._artifact_root = artifact_root
         self._client: Any = None
         self._experiments: dict[str, str] = {}
+        self._last_timestamp = 0
+        self._artifact_repos: dict[str, Any] = {}  # run id → its artifact repository, while the run is open
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="microlearn-mlflow")
 
     @property
@@ -105,34 +107,63 @@ class Tracker:
         client = self.client()
         if existing_run_id:
             client.update_run(existing_run_id, status="RUNNING")
-            run_id = existing_run_id
-        else:
-            run = client.create_run(self.experiment_id(experiment or DEFAULT_EXPERIMENT), run_name=run_name,
-                                    tags=dict(tags))
-            run_id = run.info.run_id
-            items = [Param(str(k), _param(v)) for k, v in params.items()]
-            for start in range(0, len(items), 100):
-                client.log_batch(run_id, params=items[start:start + 100])
-        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        return run_id
+            client.log_batch(existing_run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self._open_artifacts(existing_run_id, client.get_run(existing_run_id).info.artifact_uri)
+            return existing_run_id
+        run = client.create_run(self.experiment_id(experiment or DEFAULT_EXPERIMENT), run_name=run_name,
+                                tags={k: str(v) for k, v in tags.items()})
+        items = [Param(str(k), _param(v)) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            client.log_batch(run.info.run_id, params=items[start:start + 100])
+        self._open_artifacts(run.info.run_id, run.info.artifact_uri)
+        return run.info.run_id
 
-    def log_metrics(self, run_id: str, points: Iterable[tuple[str, float, int]]) -> None:
+    def _open_artifacts(self, run_id: str, artifact_uri: str) -> None:
+        # The client would look the run up again (a query) to find where its artifacts go: keep it.
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        self._artifact_repos[run_id] = get_artifact_repository(artifact_uri)
+
+    def _artifacts(self, run_id: str) -> Any:
+        repo = self._artifact_repos.get(run_id)
+        if repo is None:  # a run this tracker did not open
+            self._open_artifacts(run_id, self.client().get_run(run_id).info.artifact_uri)
+            repo = self._artifact_repos[run_id]
+        return repo
+
+    def log_metrics(self, run_id: str, points: Iterable[tuple[str, float, int]],
+                    later: Iterable[tuple[str, float, int]] = ()) -> None:
+        """Log (name, value, step) points; `later` ones (a run's final metrics) are stamped a millisecond
+        after `points`, so that they are the latest value of their metric even at an equal step."""
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        # Strictly increasing across calls: MLflow takes a metric's latest value by (step, timestamp), and
+        # a run's final metrics are logged after its per-step ones, possibly within the same millisecond.
+        now = max(int(time.time() * 1000), self._last_timestamp + 1)
+        self._last_timestamp = now + 1
         metrics = [Metric(_metric_key(name), float(value), now, int(step)) for name, value, step in points]
+        metrics += [Metric(_metric_key(name), float(value), now + 1, int(step)) for name, value, step in later]
         client = self.client()
         for start in range(0, len(metrics), _BATCH):
             client.log_batch(run_id, metrics=metrics[start:start + _BATCH])
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
-        self.client().log_artifact(run_id, str(path), artifact_path)
+        self._artifacts(run_id).log_artifact(str(path), artifact_path)
 
     def log_dict(self, run_id: str, data: dict, name: str) -> None:
-        self.client().log_dict(run_id, data, name)
+        """`data` as JSON in the file `name` (a path inside the run's artifacts)."""
+        import json
+        import tempfile
+
+        folder, _, file_name = name.rpartition("/")
+        with tempfile.TemporaryDirectory(prefix="microlearn-mlflow-") as scratch:
+            local = Path(scratch) / file_name
+            local.write_text(json.dumps(data, indent=2))
+            self._artifacts(run_id).log_artifact(str(local), folder or None)
 
     def end_run(self, run_id: str, status: str) -> None:
         """status: FINISHED, FAILED or KILLED."""
+        self._artifact_repos.pop(run_id, None)
         self.client().set_terminated(run_id, status=status)
 
     def find_run(self, job_id: str) -> Any:

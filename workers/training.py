@@ -8,9 +8,10 @@
         ▼
     result ──► pack + SHA-256 + HMAC ──► artifact store ──► ONE transaction: model row + job SUCCEEDED
 
-The fit runs in its own process (forkserver: the libraries are imported once, each fit is a fork),
-so this event loop stays free to heartbeat and stream, a cancel can terminate it, and a crash in
-native code fails the job instead of the worker. Postgres decides: every transition is a
+The fit runs in its own process (forked from a forkserver that imported the libraries and ran a
+tiny fit once, then reused by the next jobs while it behaves), so this event loop stays free to
+heartbeat and stream, a cancel can terminate it, and a crash in native code fails the job instead
+of the worker. Postgres decides: every transition is a
 compare-and-set, so a worker that lost its lease (the reconciler gave the job to another) stops
 and writes nothing.
 """
@@ -41,8 +42,11 @@ from microlearn_grpc.tracking import Tracker
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_SECONDS = 3.0  # after this, a fit that ignores the cancel is terminated
+# Imported once by the forkserver (a module missing here is skipped); the last one runs a tiny fit so
+# every fit process starts warm. The boosting libraries are only imported: no OpenMP pool before a fork.
 _PRELOAD = ["microlearn_grpc.core.training", "numpy", "pandas", "pyarrow.parquet", "sklearn.pipeline",
-            "sklearn.compose", "sklearn.preprocessing", "sklearn.impute", "sklearn.metrics"]
+            "sklearn.compose", "sklearn.preprocessing", "sklearn.impute", "sklearn.metrics", "sklearn.ensemble",
+            "sklearn.model_selection", "lightgbm", "xgboost", "workers.fit_preload"]
 _MLFLOW_STATUS = {"SUCCEEDED": "FINISHED", "FAILED": "FAILED", "CANCELLED": "KILLED"}
 
 
@@ -87,7 +91,7 @@ class TrainingRunner:
         self._tracker = tracker
         self._worker_id = worker_id
         self._work_dir = work_dir
-        self._mp = fit_context()
+        self._fits = _FitProcesses(fit_context(), keep=settings.worker_concurrency)
         self._key = settings.signing_key()
 
     async def run(self, job_id: str) -> str:
@@ -127,12 +131,16 @@ class TrainingRunner:
         finally:
             self._devices.release(gpu)
 
+    async def close(self) -> None:
+        """Stop the idle fit processes (at worker shutdown)."""
+        await self._fits.close()
+
     # -- one attempt ---------------------------------------------------------------------------------
 
     async def _attempt(self, job: JobRecord, device: str, gpu_index: int | None, events: _EventWriter,
                        lease: _Lease) -> str:
-        spec = job.spec
-        run_id = await self._start_tracking(job)
+        run = _RunLog(self._tracker)
+        run.start(self._start_tracking(job, run))  # written while the job goes on; awaited before it ends
         work = self._work_dir / "jobs" / f"{job.id}-{job.attempt}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -142,17 +150,19 @@ class TrainingRunner:
             except Exception as exc:  # noqa: BLE001 - a missing dataset fails the job, it does not crash the worker
                 outcome = _Outcome("FAILED", f"cannot read the training data: {exc}")
             else:
-                outcome = await self._supervise(job, request, events, run_id, lease)
+                outcome = await self._supervise(job, request, events, run, lease)
             if outcome.state == "SUCCEEDED":
                 try:
-                    return await self._succeed(job, outcome.result or {}, work, events, run_id, device)
+                    return await self._succeed(job, outcome.result or {}, work, events, run, device)
                 except (LeaseLost, asyncio.CancelledError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - storing failed: the job fails, the worker lives on
                     log.exception("job %s: storing the model failed", job.id)
                     outcome = _Outcome("FAILED", f"storing the trained model failed: {type(exc).__name__}: {exc}")
-            return await self._end(job, outcome.state, outcome.error, events, run_id)
+            return await self._end(job, outcome.state, outcome.error, events, run)
         finally:
+            with contextlib.suppress(Exception):
+                await run.drain()  # the model tar may still be on its way to MLflow
             await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _request(self, job: JobRecord, device: str, gpu_index: int | None, work: Path) -> dict[str, Any]:
@@ -171,12 +181,12 @@ class TrainingRunner:
         return request
 
     async def _supervise(self, job: JobRecord, request: dict[str, Any], events: _EventWriter,
-                         run_id: str | None, lease: _Lease) -> _Outcome:
-        """Start the fit process and relay it until it ends, is cancelled, times out or the lease is lost."""
-        from microlearn_grpc.core.training import child_main
-
+                         run: _RunLog, lease: _Lease) -> _Outcome:
+        """Hand the fit to a fit process and relay it until it ends, is cancelled, times out or the lease
+        is lost. A process that answered is kept for the next job; any other is terminated."""
         loop = asyncio.get_running_loop()
-        parent, child = self._mp.Pipe()
+        fit = await self._fits.acquire(request.get("cuda_visible_devices") or "")
+        parent = fit.conn
         inbox: asyncio.Queue[tuple] = asyncio.Queue()
 
         def readable() -> None:
@@ -187,10 +197,10 @@ class TrainingRunner:
                 loop.remove_reader(parent.fileno())
                 inbox.put_nowait(("eof",))
 
-        process = self._mp.Process(target=child_main, args=(request, child), daemon=True,
-                                   name=f"microlearn-fit-{job.id}")
-        await asyncio.to_thread(process.start)
-        child.close()
+        process = fit.process
+        answered = False
+        with contextlib.suppress(OSError):  # it died since it was checked: its end of file fails the job
+            parent.send(("run", request))
         loop.add_reader(parent.fileno(), readable)
         timeout = int(job.spec.get("timeout_seconds") or 0) or self._settings.job_timeout_seconds
         deadline = time.monotonic() + timeout
@@ -222,6 +232,8 @@ class TrainingRunner:
                         metric_points.extend((name, value, step) for name, value in values.items())
                     elif kind == "log":
                         outgoing.append(job_events.log_event(job.id, message[1], message[2], progress))
+                    elif kind == "retire":
+                        fit.reusable = False
                     elif kind == "result":
                         final = _Outcome("SUCCEEDED", result=message[1])
                     elif kind == "cancelled":
@@ -234,13 +246,16 @@ class TrainingRunner:
                         await asyncio.to_thread(process.join, 5)
                         final = (_Outcome("CANCELLED", cancel_reason or "cancelled") if cancel_at is not None
                                  else _Outcome("FAILED", _exit_reason(process.exitcode)))
+                    if final is not None and kind != "eof":
+                        answered = True
                 if outgoing:
                     await events.publish(outgoing)
                 lease.progress = progress
-                if metric_points and (final is not None or len(metric_points) >= 200 or time.monotonic() >= next_flush):
+                if final is not None:  # logged with the job's final metrics, in one batch
+                    run.unlogged.extend(metric_points)
+                elif metric_points and (len(metric_points) >= 200 or time.monotonic() >= next_flush):
                     next_flush = time.monotonic() + 1.0
-                    if run_id:
-                        await self._tracker.call(self._tracker.log_metrics, run_id, list(metric_points))
+                    run.submit(self._tracker.log_metrics, list(metric_points))  # not awaited: the relay goes on
                     metric_points.clear()
                 if final is not None:
                     return final
@@ -261,18 +276,15 @@ class TrainingRunner:
         finally:
             with contextlib.suppress(Exception):
                 loop.remove_reader(parent.fileno())
-            if process.is_alive():
-                process.terminate()
-                await asyncio.to_thread(process.join, 5)
-                if process.is_alive():
-                    process.kill()
-                    await asyncio.to_thread(process.join, 5)
-            parent.close()
+            if answered:
+                await self._fits.release(fit)
+            else:
+                await fit.stop()
 
     # -- endings -------------------------------------------------------------------------------------
 
     async def _succeed(self, job: JobRecord, result: dict[str, Any], work: Path, events: _EventWriter,
-                       run_id: str | None, device: str) -> str:
+                       run: _RunLog, device: str) -> str:
         from microlearn_grpc.core.model_artifact import pack, sign_file
 
         spec = job.spec
@@ -281,7 +293,11 @@ class TrainingRunner:
         await asyncio.to_thread(pack, work / "model", tar)
         sha256, signature = await asyncio.to_thread(sign_file, tar, self._key)
         key = f"models/{model_id}.tar"
+        # MLflow gets the results and the model on its thread while the artifact store gets the model.
+        self._track_result(run, result, tar)
+        run.submit(self._tracker.end_run, "FINISHED")
         info = await self._artifacts.put_file(key, tar)
+        run_id = await run.drain()  # the run is complete (and named on the job) before the job ends
         record = ModelRecord(
             id=model_id, job_id=job.id, dataset_id=job.dataset_id or "", target=spec.get("target") or "",
             estimator=spec["estimator"], task=spec["task"], hyperparameters=result.get("hyperparameters", {}),
@@ -298,9 +314,6 @@ class TrainingRunner:
             best_iteration=result.get("best_iteration", 0), training_row_count=result.get("training_row_count", 0),
             fit_time_seconds=result.get("fit_time_seconds", 0.0), device=device, study_id=job.study_id,
             trial_number=int(spec.get("trial_number") or 0), labels=job.labels)
-        if run_id:  # closed before the job ends, so the run is complete when a client sees SUCCEEDED
-            await self._track_result(run_id, result, tar)
-            await self._tracker.call(self._tracker.end_run, run_id, "FINISHED")
         metrics = {k: float(v) for k, v in result.get("metrics", {}).items()}
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -320,9 +333,12 @@ class TrainingRunner:
         await events.state("SUCCEEDED", summary, 1.0)  # right after the row: a stream opened now must see it
         return f"succeeded: models/{model_id}"
 
-    async def _end(self, job: JobRecord, state: str, error: str, events: _EventWriter, run_id: str | None) -> str:
-        if run_id:  # a later attempt (if this one lost its lease) reopens the run
-            await self._tracker.call(self._tracker.end_run, run_id, _MLFLOW_STATUS[state])
+    async def _end(self, job: JobRecord, state: str, error: str, events: _EventWriter, run: _RunLog) -> str:
+        if run.unlogged:
+            run.submit(self._tracker.log_metrics, run.take_unlogged())
+        # A later attempt (if this one lost its lease) reopens the run.
+        run.submit(self._tracker.end_run, _MLFLOW_STATUS[state])
+        await run.drain()
         try:
             await self._jobs.finish(job.id, self._worker_id, state, error=error)
         except InvalidTransition as exc:
@@ -334,9 +350,7 @@ class TrainingRunner:
 
     # -- tracking ------------------------------------------------------------------------------------
 
-    async def _start_tracking(self, job: JobRecord) -> str | None:
-        if not self._tracker.enabled:
-            return None
+    async def _start_tracking(self, job: JobRecord, run: _RunLog) -> None:
         spec = job.spec
         tags = {"microlearn.job_id": job.id, "microlearn.job": f"jobs/{job.id}",
                 "microlearn.dataset_id": job.dataset_id or "", "microlearn.dataset": spec.get("dataset_display", ""),
@@ -347,21 +361,136 @@ class TrainingRunner:
                   "metric": spec.get("metric", ""), "seed": spec.get("seed"),
                   "max_iterations": spec.get("max_iterations", 0),
                   "validation": spec.get("validation"), "early_stopping": spec.get("early_stopping")}
-        run_id = await self._tracker.call(self._tracker.start_run, spec.get("experiment_name") or "",
-                                          f"{spec['estimator']} {job.id}", tags, params, job.mlflow_run_id)
+        run_id = await run.open(self._tracker.start_run, spec.get("experiment_name") or "",
+                                f"{spec['estimator']} {job.id}", tags, params, job.mlflow_run_id)
         if run_id and run_id != job.mlflow_run_id:
             await self._jobs.set_mlflow_run(job.id, run_id)
-        return run_id
 
-    async def _track_result(self, run_id: str, result: dict[str, Any], tar: Path) -> None:
-        points = [(f"val_{k}", v, 0) for k, v in result.get("metrics", {}).items()]
-        points += [(f"val_{k}_std", v, 0) for k, v in result.get("metrics_std", {}).items()]
-        points += [(f"train_{k}", v, 0) for k, v in result.get("train_metrics", {}).items()]
-        points.append(("fit_time_seconds", result.get("fit_time_seconds", 0.0), 0))
-        await self._tracker.call(self._tracker.log_metrics, run_id, points)
-        await self._tracker.call(self._tracker.log_artifact, run_id, tar, "model")
+    def _track_result(self, run: _RunLog, result: dict[str, Any], tar: Path) -> None:
+        # At the last iteration's step, logged after the per-iteration points: the final val_<metric> (the
+        # kept model's, which under early stopping is an earlier round's) is then the run's latest value.
+        step = int(result.get("iterations") or 0)
+        points = [(f"val_{k}", v, step) for k, v in result.get("metrics", {}).items()]
+        points += [(f"val_{k}_std", v, step) for k, v in result.get("metrics_std", {}).items()]
+        points += [(f"train_{k}", v, step) for k, v in result.get("train_metrics", {}).items()]
+        points.append(("fit_time_seconds", result.get("fit_time_seconds", 0.0), step))
+        run.submit(self._tracker.log_metrics, run.take_unlogged(), points)
+        run.submit(self._tracker.log_artifact, tar, "model")
         if result.get("diagnostics"):
-            await self._tracker.call(self._tracker.log_dict, run_id, result["diagnostics"], "diagnostics.json")
+            run.submit(self._tracker.log_dict, result["diagnostics"], "diagnostics.json")
+
+
+class _FitProcess:
+    """A fit process (`core.training.child_main`) and the worker's end of its pipe."""
+
+    def __init__(self, mp: multiprocessing.context.BaseContext, cuda_visible_devices: str) -> None:
+        from microlearn_grpc.core.training import child_main
+
+        self.conn, self._child = mp.Pipe()
+        self.process = mp.Process(target=child_main, args=(self._child, cuda_visible_devices), daemon=True,
+                                  name="microlearn-fit")
+        # One that sees a GPU serves one job: the next job may need another device, set before CUDA loads.
+        self.reusable = not cuda_visible_devices
+
+    def start(self) -> None:
+        self.process.start()
+        self._child.close()
+
+    @property
+    def idle_and_alive(self) -> bool:
+        """Alive with nothing to read (an exited process reads as end of file)."""
+        try:
+            return self.process.is_alive() and not self.conn.poll()
+        except (OSError, ValueError):
+            return False
+
+    async def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            await asyncio.to_thread(self.process.join, 5)
+            if self.process.is_alive():
+                self.process.kill()
+                await asyncio.to_thread(self.process.join, 5)
+        self.conn.close()
+
+
+class _FitProcesses:
+    """The worker's fit processes: forked from the forkserver and then reused from job to job (a fork
+    and a cold start per job cost a trivial job most of its CPU time). Only a process that answered its
+    fit is kept; one that was cancelled past its grace, timed out, lost its lease or died is terminated,
+    so every job can still be stopped by killing its process."""
+
+    def __init__(self, mp: multiprocessing.context.BaseContext, keep: int) -> None:
+        self._mp, self._keep = mp, keep
+        self._idle: list[_FitProcess] = []
+
+    async def acquire(self, cuda_visible_devices: str) -> _FitProcess:
+        while self._idle and not cuda_visible_devices:
+            fit = self._idle.pop()
+            if fit.idle_and_alive:
+                return fit
+            await fit.stop()
+        fit = _FitProcess(self._mp, cuda_visible_devices)
+        await asyncio.to_thread(fit.start)
+        return fit
+
+    async def release(self, fit: _FitProcess) -> None:
+        if fit.reusable and len(self._idle) < self._keep and fit.idle_and_alive:
+            self._idle.append(fit)
+        else:
+            await fit.stop()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for fit in idle:
+            await fit.stop()
+
+
+class _RunLog:
+    """One job's MLflow run, written on the tracker's thread in the order the calls are made, without
+    the job waiting for each: the relay of a fit's events never blocks on MLflow, and starting the run
+    overlaps the data read and the fit. `drain()` waits for everything so far (the job does before it
+    ends) and gives the run id, None when tracking is off or the run could not be started."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self._tracker = tracker
+        self._pending: list[asyncio.Future] = []
+        self.run_id: str | None = None
+        self.unlogged: list[tuple[str, float, int]] = []  # the last per-step metrics, for the final batch
+
+    def take_unlogged(self) -> list[tuple[str, float, int]]:
+        points, self.unlogged = self.unlogged, []
+        return points
+
+    def start(self, opening: Any) -> None:
+        """Schedule `opening`, a coroutine that calls `open` (and records the run on the job)."""
+        if self._tracker.enabled:
+            self._pending.append(asyncio.ensure_future(opening))
+        else:
+            opening.close()
+
+    async def open(self, start_run: Any, *args: Any) -> str | None:
+        def opened() -> str:
+            self.run_id = start_run(*args)  # on the tracker's thread, before any call submitted after it
+            return self.run_id
+
+        return await self._tracker.call(opened)
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        """Schedule `fn(run_id, *args)` on the tracker's thread, after the calls submitted before it."""
+        if not self._tracker.enabled:
+            return
+
+        def call() -> Any:
+            return fn(self.run_id, *args) if self.run_id else None
+
+        self._pending.append(asyncio.ensure_future(self._tracker.call(call)))
+
+    async def drain(self) -> str | None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+        return self.run_id
 
 
 class _Lease:

@@ -120,6 +120,10 @@ def test_train_streams_to_two_subscribers_tracks_in_mlflow_and_downloads(platfor
     steps = [p.step for e in early if e.WhichOneof("payload") == "metrics" for p in e.metrics.points
              if p.name == "val_loss"]
     assert steps and steps == sorted(steps) and steps[0] == 1
+    # Every iteration also carries the job's metric on the validation rows (HPO pruning reads it).
+    task_metric = {p.step: p.value for e in early if e.WhichOneof("payload") == "metrics" for p in e.metrics.points
+                   if p.name == "val_roc_auc"}
+    assert sorted(task_metric) == steps and all(0.0 <= v <= 1.0 for v in task_metric.values())
     assert any(e.WhichOneof("payload") == "log" for e in early)
     assert early[-1].progress == 1.0
 
@@ -145,7 +149,10 @@ def test_train_streams_to_two_subscribers_tracks_in_mlflow_and_downloads(platfor
     assert run.data.tags["microlearn.job_id"] == job.job_id and run.info.status == "FINISHED"
     assert run.data.params["estimator"] == "hist_gradient_boosting_classifier"
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == len(steps)
-    assert "val_roc_auc" in run.data.metrics
+    history = client.get_metric_history(run.info.run_id, "val_roc_auc")  # per step, then the final value
+    assert len(history) == len(steps) + 1
+    assert run.data.metrics["val_roc_auc"] == pytest.approx(done.job.metrics["roc_auc"])
+    assert task_metric[model.best_iteration] == pytest.approx(done.job.metrics["roc_auc"])
     assert [a.path for a in client.list_artifacts(run.info.run_id, "model")]
 
     # Download in chunks, check the digest, load and predict on raw rows (with unseen categories).
@@ -396,3 +403,52 @@ def test_kfold_job_reports_std_and_a_failing_fit_fails_with_its_reason(trainer, 
     assert "time column 'city' holds neither numbers nor dates" in failed.error
     last = events(trainer, bad.name)[-1]
     assert last.state_change.state == S.JOB_STATE_FAILED and "city" in last.state_change.message
+
+
+def test_fit_processes_are_reused_after_an_answer_and_replaced_after_a_kill(tmp_path):
+    """The worker keeps a fit process that answered (a result, an error, a honoured cancel) for the next
+    job, and starts a fresh one after one it had to terminate."""
+    import asyncio
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from microlearn_grpc.core.profile import profile_table
+    from workers.training import _FitProcesses, fit_context
+
+    frame = messy_table(200, seed=3)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, tmp_path / "messy.parquet")
+    base = {"dataset_path": str(tmp_path / "messy.parquet"), "profile": profile_table(table), "target": "churn",
+            "task": "binary", "estimator": "baseline_classifier", "hyperparameters": {},
+            "validation": {"method": "holdout", "fraction": 0.25}, "metric": "", "max_iterations": 0,
+            "early_stopping": None, "seed": 1, "device": "cpu", "n_jobs": 1}
+
+    def answer(fit, **changes):
+        fit.conn.send(("run", {**base, "output_dir": str(tmp_path / f"out-{time.time_ns()}"), **changes}))
+        while True:
+            assert fit.conn.poll(120), "the fit process did not answer"
+            message = fit.conn.recv()
+            if message[0] in ("result", "error", "cancelled"):
+                return message
+
+    async def scenario():
+        fits = _FitProcesses(fit_context(), keep=1)
+        first = await fits.acquire("")
+        assert answer(first)[0] == "result"
+        await fits.release(first)
+        again = await fits.acquire("")
+        assert again is first and again.process.pid == first.process.pid
+        assert answer(again, estimator="lightgbm_classifier", hyperparameters={"learning_rate": -1})[0] == "error"
+        await fits.release(again)
+        third = await fits.acquire("")
+        assert third is first
+        await third.stop()  # what a timeout or an expired cancel grace does
+        assert not first.process.is_alive()
+        fresh = await fits.acquire("")
+        assert fresh is not first and answer(fresh)[0] == "result"
+        await fits.release(fresh)
+        await fits.close()
+        assert not fresh.process.is_alive()
+
+    asyncio.run(scenario())

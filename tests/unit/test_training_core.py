@@ -4,6 +4,9 @@ that loads, and predicts on rows with unseen categories."""
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -87,3 +90,110 @@ def test_fit_errors_are_for_people(messy, tmp_path):
     with pytest.raises(TrainingError, match="learning_rate"):
         fit_model(request(path, profile, "lightgbm_classifier", "binary", tmp_path / "m",
                           hyperparameters={"learning_rate": -1}), Reporter(send=lambda m: None))
+
+
+# -- the task metric per iteration ---------------------------------------------------------------------
+
+ITERATIVE = [("lightgbm_classifier", "binary", ""), ("xgboost_classifier", "multiclass", "f1_macro"),
+             ("hist_gradient_boosting_regressor", "regression", "mae"),
+             ("lightning_mlp_classifier", "binary", "log_loss")]
+
+
+@pytest.mark.parametrize("estimator, task, metric", ITERATIVE, ids=[e for e, _, _ in ITERATIVE])
+def test_every_iteration_reports_the_task_metric_on_the_validation_rows(messy, tmp_path, estimator, task, metric):
+    path, profile = messy
+    sent: list[tuple] = []
+    result = fit_model(request(path, profile, estimator, task, tmp_path / "m", metric=metric, max_iterations=25,
+                               early_stopping={"patience": 3, "min_delta": 0.0}), Reporter(send=sent.append))
+    name = f"val_{result['metric']}"
+    steps = {m[1]: m[2] for m in sent if m[0] == "metrics"}
+    assert steps and all(name in values and "val_loss" in values for values in steps.values()), steps
+    # The model kept is the best round's: its per-round value is the job's final metric.
+    assert steps[result["best_iteration"]][name] == pytest.approx(result["metrics"][result["metric"]])
+
+
+def test_kfold_folds_do_not_report_per_iteration_metrics(messy, tmp_path):
+    path, profile = messy
+    sent: list[tuple] = []
+    fit_model(request(path, profile, "xgboost_classifier", "binary", tmp_path / "m",
+                      validation={"method": "kfold", "folds": 2}), Reporter(send=sent.append))
+    assert not any(k.startswith("val_") for m in sent if m[0] == "metrics" for k in m[2])
+
+
+def test_an_expensive_metric_is_reported_every_k_rounds_and_always_at_the_last_and_best():
+    from microlearn_grpc.core import metrics as metric_lib
+    from microlearn_grpc.core.estimators import EarlyStopping, Progress, RoundTracker
+    from microlearn_grpc.core.training import _validation_metric
+
+    assert _validation_metric(metric_lib, "binary", "roc_auc", 20_000, 2).every == 10
+    assert _validation_metric(metric_lib, "binary", "log_loss", 20_000, 2).every == 1
+    val_metric = _validation_metric(metric_lib, "binary", "roc_auc", 5_000, 2)
+    assert val_metric.every == 3
+    reports: dict[int, dict] = {}
+    tracker = RoundTracker(Progress(lambda step, values: reports.__setitem__(step, values), val_metric),
+                           EarlyStopping(patience=4), total=100, y_val=np.array([0, 1, 1, 0]))
+    losses = [0.9, 0.8, 0.85, 0.84, 0.83, 0.82, 0.81, 0.9]  # best at round 2; patience runs out at round 6
+    for step, loss in enumerate(losses, start=1):
+        if tracker.update(step, {"val_loss": loss}, lambda: np.array([0.2, 0.7, 0.6, 0.4])):
+            break
+    assert tracker.stop_reason == "early_stopping" and tracker.best_iteration == 2
+    assert sorted(s for s, values in reports.items() if "val_roc_auc" in values) == [1, 2, 3, 6]
+    assert reports[6]["val_roc_auc"] == 1.0
+
+
+def test_the_fast_classification_metrics_match_scikit_learn_with_ties_and_absent_classes():
+    from sklearn import metrics as sk
+
+    from microlearn_grpc.core.metrics import score
+
+    rng = np.random.default_rng(7)
+    for k in (2, 3, 5):
+        for trial in range(10):
+            n = int(rng.integers(5, 200))
+            y = rng.integers(0, k, n)
+            if trial % 3 == 0:
+                y = np.where(y == k - 1, 0, y)  # a class absent from y_true but predicted
+            predicted = rng.integers(0, k, n)
+            proba = np.round(rng.dirichlet(np.ones(k), n), 1)  # rounded: ties in the scores
+            got = score("binary" if k == 2 else "multiclass", y, y_pred=predicted, proba=proba, n_classes=k)
+            assert got["f1_macro"] == pytest.approx(sk.f1_score(y, predicted, average="macro", zero_division=0))
+            assert got["precision_macro"] == pytest.approx(
+                sk.precision_score(y, predicted, average="macro", zero_division=0))
+            assert got["recall_macro"] == pytest.approx(sk.recall_score(y, predicted, average="macro", zero_division=0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                assert got["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score(y, predicted))
+            if k == 2 and len(set(y)) == 2:
+                assert got["roc_auc"] == pytest.approx(sk.roc_auc_score(y, proba[:, 1]))
+            assert score("multiclass" if k > 2 else "binary", y, y_pred=predicted, proba=proba, n_classes=k,
+                         only="f1_macro") == {"f1_macro": got["f1_macro"]}
+
+
+@pytest.mark.parametrize("estimator, task", [("lightgbm_classifier", "multiclass"), ("xgboost_classifier", "binary"),
+                                             ("lightning_mlp_regressor", "regression")])
+@pytest.mark.parametrize("patience", [None, 2])
+def test_the_kept_validation_predictions_are_what_the_fitted_model_predicts(estimator, task, patience):
+    """The trainer scores the validation rows with the predictions kept from the last reported round
+    instead of predicting them again: they must be the kept model's own."""
+    from microlearn_grpc.core import metrics as metric_lib
+    from microlearn_grpc.core.estimators import EarlyStopping, get_estimator
+    from microlearn_grpc.core.training import _validation_metric
+
+    rng = np.random.default_rng(4)
+    X, X_val = rng.normal(size=(300, 5)), rng.normal(size=(80, 5))
+    score = X[:, 0] + X[:, 1] ** 2
+    y = {"binary": (score > 1).astype(int), "multiclass": np.digitize(score, [0.0, 1.5]),
+         "regression": score}[task]
+    y_val = {"binary": (X_val[:, 0] + X_val[:, 1] ** 2 > 1).astype(int),
+             "multiclass": np.digitize(X_val[:, 0] + X_val[:, 1] ** 2, [0.0, 1.5]),
+             "regression": X_val[:, 0] + X_val[:, 1] ** 2}[task]
+    metric = metric_lib.DEFAULT_METRIC[task]
+    model = get_estimator(estimator)(task, {get_estimator(estimator).iterations_param: 30}, seed=2)
+    model.fit(X, y, X_val=X_val, y_val=y_val, on_iteration=lambda step, values: None,
+              early_stopping=EarlyStopping(patience=patience) if patience else None,
+              val_metric=_validation_metric(metric_lib, task, metric, len(y_val), 3 if task == "multiclass" else 2))
+    kept = np.asarray(model.validation_predictions_)
+    again = model.predict(X_val) if task == "regression" else model.predict_proba(X_val)
+    if kept.ndim == 1 and again.ndim == 2:
+        kept = np.column_stack([1.0 - kept, kept])
+    np.testing.assert_allclose(kept, again, rtol=1e-5, atol=1e-6)

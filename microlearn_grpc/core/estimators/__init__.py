@@ -23,9 +23,10 @@ from microlearn_grpc.core.estimators import boosting as _boosting  # noqa: F401
 from microlearn_grpc.core.estimators import torch_mlp as _torch_mlp  # noqa: F401
 from microlearn_grpc.core.estimators._base import (BINARY, CLASSIFICATION_TASKS, CLUSTERING, FAMILIES,
                                                    MODEL_FORMATS, MULTICLASS, REGRESSION, TASKS, EarlyStopping,
-                                                   Estimator, FitData, IterationCallback, IterativeEstimator,
-                                                   Progress, RoundTracker, get_estimator, list_estimators,
-                                                   load_estimator, register_estimator, unregister_estimator)
+                                                   Estimator, IterationCallback, Progress, ValidationMetric,
+                                                   get_estimator, list_estimators, load_estimator,
+                                                   register_estimator, unregister_estimator)
+from microlearn_grpc.core.estimators._iterative import FitData, IterativeEstimator, RoundTracker
 from microlearn_grpc.core.estimators._search_space import (CategoricalDistribution, Distribution,
                                                            FloatDistribution, HyperparameterError, IntDistribution,
                                                            ParameterCondition, ParameterSpec, SearchSpace)
@@ -35,6 +36,6 @@ __all__ = [
     "BINARY", "CLASSIFICATION_TASKS", "CLUSTERING", "FAMILIES", "MODEL_FORMATS", "MULTICLASS", "REGRESSION", "TASKS",
     "CategoricalDistribution", "Distribution", "EarlyStopping", "Estimator", "FitData", "FloatDistribution",
     "HyperparameterError", "IntDistribution", "IterationCallback", "IterativeEstimator", "ParameterCondition",
-    "ParameterSpec", "Progress", "RoundTracker", "SearchSpace", "SklearnEstimator", "get_estimator",
+    "ParameterSpec", "Progress", "RoundTracker", "SearchSpace", "SklearnEstimator", "ValidationMetric", "get_estimator",
     "list_estimators", "load_estimator", "register_estimator", "unregister_estimator",
 ]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import abc
 import difflib
+import functools
 import importlib.metadata
 import importlib.util
 import inspect
 import json
 import logging
-import math
 import pathlib
 import pickle
 import re
@@ -61,11 +61,29 @@ class EarlyStopping:
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
 
 
+@dataclass(frozen=True)
+class ValidationMetric:
+    """The caller's task metric, which iterative fits add to their per-round reports as ``name`` (for
+    example ``val_roc_auc``), computed from the validation predictions the library already holds.
+
+    ``compute(y_val, predictions)`` gets the validation targets (class codes or numbers) and the
+    predictions as ``predict_proba`` (classifiers: rows x classes, or the positive class's alone) or
+    ``predict`` (regressors) would give them at that round; None means undefined on those rows. It runs
+    every ``every`` rounds, and always at the last round and (under early stopping) at every new best
+    one, so the value of the model kept is always reported.
+    """
+
+    name: str
+    compute: Callable[[Any, Any], float | None]
+    every: int = 1
+
+
 class Progress:
     """Relays per-iteration metrics to the caller and remembers whether it asked to stop."""
 
-    def __init__(self, callback: IterationCallback | None):
+    def __init__(self, callback: IterationCallback | None, val_metric: ValidationMetric | None = None):
         self._callback = callback
+        self.val_metric = val_metric if callback is not None else None
         self.cancelled = False
         self.last_step: int | None = None
 
@@ -158,12 +176,7 @@ class Estimator(abc.ABC):
 
     @classmethod
     def library_version(cls) -> str | None:
-        for distribution in cls.distributions or (cls.library,):
-            try:
-                return importlib.metadata.version(distribution)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
+        return _installed_version(cls.distributions or (cls.library,))
 
     @classmethod
     def check_data_size(cls, n_rows: int, n_features: int) -> str | None:
@@ -257,7 +270,10 @@ class Estimator(abc.ABC):
         """Refuse hyperparameters the data cannot support (for example more neighbours than rows)."""
 
     def fit(self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None,
-            on_iteration: IterationCallback | None = None, early_stopping: EarlyStopping | None = None) -> Estimator:
+            on_iteration: IterationCallback | None = None, early_stopping: EarlyStopping | None = None,
+            val_metric: ValidationMetric | None = None) -> Estimator:
+        """Fit on ``X``/``y``; iterative estimators report each round to ``on_iteration``, adding
+        ``val_metric`` when given and there are validation rows."""
         supervised = self.task != CLUSTERING
         if supervised and y is None:
             raise ValueError(f"{self.name} needs a target for task {self.task!r}")
@@ -269,7 +285,7 @@ class Estimator(abc.ABC):
         n_rows, n_features = _shape(X)
         params = self.resolved_params(n_rows, n_features)
         self._check_data(params, n_rows, n_features)
-        progress = Progress(on_iteration)
+        progress = Progress(on_iteration, val_metric)
         self.model_, self.n_iterations_, self.best_iteration_, self.stop_reason_ = None, None, None, None
         started = time.perf_counter()
         model = self._fit(params, X, y, X_val, y_val, progress, early_stopping)
@@ -368,160 +384,16 @@ class Estimator(abc.ABC):
         return estimator
 
 
-# -- iterative estimators ---------------------------------------------------------------------------------
-
-class RoundTracker:
-    """What every iterative fit shares: it relays each round's metrics to ``progress``, remembers the round
-    with the lowest ``val_loss`` and says when to stop, for cancellation or early stopping.
-
-    A round improves when its validation loss is below the best so far by more than ``min_delta``; the fit
-    stops once ``patience`` rounds pass without one. ``best_iteration`` is the number of rounds the final
-    model keeps: the best round under early stopping, every round otherwise.
-    """
-
-    def __init__(self, progress: Progress, early_stopping: EarlyStopping | None):
-        self.progress = progress
-        self.early_stopping = early_stopping
-        self.rounds = 0
-        self.best_round: int | None = None
-        self.best_loss = math.inf
-        self.stop_reason: str | None = None
-
-    def update(self, step: int, metrics: Mapping[str, float]) -> bool:
-        """Record round ``step`` (counted from 1); True means stop after it."""
-        self.rounds = step
-        loss = metrics.get("val_loss")
-        min_delta = self.early_stopping.min_delta if self.early_stopping is not None else 0.0
-        if loss is not None and loss < self.best_loss - min_delta:
-            self.best_round, self.best_loss = step, loss
-        if not self.progress.report(step, metrics):
-            self.stop_reason = "cancelled"
-        elif (self.early_stopping is not None and self.best_round is not None
-              and step - self.best_round >= self.early_stopping.patience):
-            self.stop_reason = "early_stopping"
-        return self.stop_reason is not None
-
-    @property
-    def improved(self) -> bool:
-        """Whether the last round recorded is the best so far."""
-        return self.best_round is not None and self.best_round == self.rounds
-
-    @property
-    def best_iteration(self) -> int:
-        if self.early_stopping is not None and self.best_round is not None:
-            return self.best_round
-        return self.rounds
-
-
-@dataclass
-class FitData:
-    """An iterative fit's inputs as arrays: features, targets (class codes or floats), row weights (None
-    without class balancing), the validation rows, and the number of classes (None for regression)."""
-
-    X: Any
-    y: Any
-    w: Any
-    X_val: Any
-    y_val: Any
-    w_val: Any
-    n_classes: int | None
-
-
-class IterativeEstimator(Estimator):
-    """A model its own library trains round by round (boosting rounds, epochs) behind ``_train``.
-
-    The fit turns the inputs into ``FitData`` (holding out 10% of the training rows, with the seed and
-    stratified for classes, when early stopping has no ``X_val``; class-balancing row weights), runs
-    ``_train`` with a ``RoundTracker`` and records how the rounds went. ``_train`` returns a model that
-    predicts with ``tracker.best_iteration`` rounds. Predictions come from ``_raw_predict``.
-    """
-
-    supports_iteration_progress = True
-    supports_early_stopping = True
-    _n_classes: int | None = None  # set by the fit, or by _load from the stored model
-
-    @abc.abstractmethod
-    def _train(self, params: dict[str, Any], data: FitData, tracker: RoundTracker) -> Any:
-        """Train, calling ``tracker.update`` after every round and stopping when it says so."""
-
-    @abc.abstractmethod
-    def _raw_predict(self, X: Any) -> Any:
-        """Regression values, or class probabilities: rows x classes, or the positive class's alone."""
-
-    def _fit(self, params, X, y, X_val, y_val, progress, early_stopping):
-        data = _fit_data(self, X, y, X_val, y_val, holdout=early_stopping is not None)
-        tracker = RoundTracker(progress, early_stopping)
-        model = self._train(params, data, tracker)
-        self.n_iterations_, self.best_iteration_ = tracker.rounds, tracker.best_iteration
-        self.stop_reason_ = tracker.stop_reason
-        self._n_classes = data.n_classes
-        return model
-
-    def predict(self, X: Any) -> Any:
-        if self.task in CLASSIFICATION_TASKS:
-            return self.predict_proba(X).argmax(axis=1)
-        self._fitted()
-        return self._raw_predict(_matrix(X))
-
-    def predict_proba(self, X: Any) -> Any:
-        import numpy as np
-
-        if self.task not in CLASSIFICATION_TASKS:
-            raise NotImplementedError(f"{self.name} gives no probabilities for task {self.task!r}")
-        self._fitted()
-        proba = self._raw_predict(_matrix(X))
-        return np.column_stack([1.0 - proba, proba]) if proba.ndim == 1 else proba
-
-    @property
-    def classes_(self) -> Any:
-        import numpy as np
-
-        if self.task not in CLASSIFICATION_TASKS:
-            raise AttributeError(f"{self.name} has no classes for task {self.task!r}")
-        self._fitted()
-        return np.arange(self._n_classes)  # the trainer hands over class codes 0..K-1
-
-
-def _matrix(X: Any) -> Any:
-    import numpy as np
-
-    return np.asarray(X, dtype=np.float64)
-
-
-def _fit_data(estimator: Estimator, X: Any, y: Any, X_val: Any, y_val: Any, *, holdout: bool) -> FitData:
-    import numpy as np
-
-    classify = estimator.task in CLASSIFICATION_TASKS
-    dtype = np.int64 if classify else np.float64
-    X, y = _matrix(X), np.asarray(y, dtype=dtype)
-    if X_val is not None:
-        X_val, y_val = _matrix(X_val), np.asarray(y_val, dtype=dtype)
-    elif holdout:
-        X, X_val, y, y_val = _holdout(X, y, estimator.seed, classify)
-    if not classify:
-        return FitData(X, y, None, X_val, y_val, None, None)
-    n_classes = max(2, int(y.max()) + 1, int(y_val.max()) + 1 if y_val is not None and len(y_val) else 0)
-    if not estimator.balance_classes:
-        return FitData(X, y, None, X_val, y_val, None, n_classes)
-    # scikit-learn's "balanced": rows / (classes * rows of the class), from the training rows' counts.
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    weights = np.ones(n_classes)
-    weights[present] = len(y) / (present.sum() * counts[present])
-    return FitData(X, y, weights[y], X_val, y_val, None if y_val is None else weights[y_val], n_classes)
-
-
-def _holdout(X: Any, y: Any, seed: int, stratify: bool) -> tuple[Any, Any, Any, Any]:
-    """10% of the rows (at least one) for validation, stratified where every class can spare a row."""
-    from sklearn.model_selection import train_test_split
-
-    if len(y) < 2:
-        raise ValueError("early stopping needs at least 2 training rows to hold some out for validation")
-    size = max(1, round(0.1 * len(y)))
-    try:
-        return train_test_split(X, y, test_size=size, random_state=seed, stratify=y if stratify else None)
-    except ValueError:  # a class with one row, or fewer validation rows than classes
-        return train_test_split(X, y, test_size=size, random_state=seed)
+@functools.lru_cache(maxsize=None)
+def _installed_version(distributions: tuple[str, ...]) -> str | None:
+    """The version of the first of these distributions installed (reading package metadata costs a few
+    ms, and a fit asks more than once)."""
+    for distribution in distributions:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _shape(X: Any) -> tuple[int, int]:

@@ -12,8 +12,8 @@ import abc
 import pathlib
 from typing import Any, ClassVar
 
-from microlearn_grpc.core.estimators._base import (BINARY, CLASSIFICATION_TASKS, MULTICLASS, FitData,
-                                                   IterativeEstimator, RoundTracker, register_estimator)
+from microlearn_grpc.core.estimators._base import BINARY, CLASSIFICATION_TASKS, MULTICLASS, register_estimator
+from microlearn_grpc.core.estimators._iterative import FitData, IterativeEstimator, RoundTracker
 from microlearn_grpc.core.estimators._search_space import ParameterSpec
 from microlearn_grpc.core.estimators.sklearn_models import _CLASSIFICATION, _REGRESSION, _float, _int, _space
 
@@ -118,10 +118,15 @@ class _XGBoost(_Boosting):
         if data.X_val is not None:
             evals.append((xgb.QuantileDMatrix(data.X_val, data.y_val, weight=data.w_val, ref=train), "val"))
 
+        val = evals[-1][0] if data.X_val is not None and tracker.wants_predictions else None
+
         class Rounds(xgb.callback.TrainingCallback):
             def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+                # An evaluation matrix's predictions are cached by the booster and grow a tree per round,
+                # so predicting it with every tree so far costs one pass over the rows, not a re-prediction.
+                predictions = None if val is None else (lambda: model.predict(val))
                 return tracker.update(epoch + 1, _losses((name, log[-1]) for name, metrics in evals_log.items()
-                                                         for log in metrics.values()))
+                                                         for log in metrics.values()), predictions)
 
         booster = xgb.train(native, train, num_boost_round=params["n_estimators"], evals=evals,
                             verbose_eval=False, callbacks=[Rounds()])
@@ -212,9 +217,12 @@ class _LightGBM(_Boosting):
             sets.append(lgb.Dataset(data.X_val, data.y_val, weight=data.w_val, reference=train))
             names.append("val")
 
+        want = data.X_val is not None and tracker.wants_predictions
+
         def rounds(env: Any) -> None:
             results = env.evaluation_result_list
-            if tracker.update(env.iteration + 1, _losses((result[0], result[2]) for result in results)):
+            predictions = (lambda: _lgb_validation_predictions(env.model, data.X_val)) if want else None
+            if tracker.update(env.iteration + 1, _losses((result[0], result[2]) for result in results), predictions):
                 # LightGBM's way to end training; it keeps the trees up to the (0-based) iteration given.
                 raise lgb.callback.EarlyStopException(tracker.best_iteration - 1, results)
 
@@ -237,6 +245,19 @@ class _LightGBM(_Boosting):
         if self.task in CLASSIFICATION_TASKS:  # one model per class, or one for binary
             self._n_classes = max(2, booster.num_model_per_iteration())
         return booster
+
+
+def _lgb_validation_predictions(booster: Any, X_val: Any) -> Any:
+    """The validation rows' predictions after the latest round (probabilities for the built-in objectives),
+    read from the scores LightGBM keeps up to date while training (its private ``__inner_predict``; data
+    set 1 is the first validation set), else predicted again with every tree so far."""
+    inner = getattr(booster, "_Booster__inner_predict", None)
+    if inner is not None:
+        try:
+            return inner(data_idx=1)
+        except TypeError:  # LightGBM 3 took the index positionally
+            return inner(1)
+    return booster.predict(X_val)
 
 
 @register_estimator

@@ -173,13 +173,23 @@ class _HistGradientBoosting(SklearnEstimator):
         reported = 0
         check = getattr(model, "_check_early_stopping_loss", None) if progress.wanted else None
 
+        val_metric = progress.val_metric if validation else None
+
         def check_and_report(*args: Any, **kwargs: Any) -> bool:
             nonlocal reported
             stop = check(*args, **kwargs)
             step = len(model.train_score_) - 1  # score 0 is the model before the first tree
             if step > reported:
                 reported = step
-                stop = not progress.report(step, _round_metrics(model, step)) or stop
+                metrics = _round_metrics(model, step)
+                # The booster keeps the validation rows' raw predictions up to date, tree by tree: the task
+                # metric reads them. scikit-learn keeps every round, so the last one is the model's.
+                if val_metric is not None and "raw_predictions_val" in kwargs and (
+                        step % val_metric.every == 0 or stop or step == total):
+                    value = val_metric.compute(*_validation_predictions(model, kwargs))
+                    if value is not None:
+                        metrics[val_metric.name] = value
+                stop = not progress.report(step, metrics) or stop
             return stop
 
         if check is not None:
@@ -199,6 +209,22 @@ class _HistGradientBoosting(SklearnEstimator):
         elif model.n_iter_ < total:
             self.stop_reason_ = "early_stopping"
         return model
+
+
+def _validation_predictions(model: Any, loss_args: dict[str, Any]) -> tuple[Any, Any]:
+    """(targets, predictions) of the validation rows from the arguments of the booster's loss check:
+    class codes and probabilities over codes 0..K-1 (scikit-learn numbers the training classes), or values."""
+    import numpy as np
+
+    raw = loss_args["raw_predictions_val"]
+    if not hasattr(model, "classes_"):
+        return loss_args["y_val"], model._loss.link.inverse(raw.ravel())
+    classes = np.asarray(model.classes_, dtype=np.int64)
+    codes = classes[np.asarray(loss_args["y_val"], dtype=np.int64)]
+    proba = model._loss.predict_proba(raw)
+    full = np.zeros((len(proba), max(int(classes.max()), int(codes.max(initial=0))) + 1))
+    full[:, classes] = proba
+    return codes, full
 
 
 def _round_metrics(model: Any, step: int) -> dict[str, float]:

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-from microlearn_grpc.core.estimators._base import (CLASSIFICATION_TASKS, FitData, IterativeEstimator,
-                                                   RoundTracker, register_estimator)
+from microlearn_grpc.core.estimators._base import CLASSIFICATION_TASKS, register_estimator
+from microlearn_grpc.core.estimators._iterative import FitData, IterativeEstimator, RoundTracker
 from microlearn_grpc.core.estimators.sklearn_models import _CLASSIFICATION, _REGRESSION, _cat, _float, _int, _space
 
 __all__: list[str] = []  # the classes are reached through the registry
@@ -59,8 +59,7 @@ def _lightning() -> SimpleNamespace:
             self.learning_rate, self.weight_decay = learning_rate, weight_decay
             self.loss_sum = self.weight_sum = torch.zeros(())
 
-        def weighted_loss(self, x: Any, y: Any, w: Any) -> tuple[Any, Any]:
-            out = self.net(x)
+        def weighted_loss(self, out: Any, y: Any, w: Any) -> tuple[Any, Any]:
             losses = F.cross_entropy(out, y, reduction="none") if self.classify else (out[:, 0] - y) ** 2
             return (losses * w).sum(), w.sum()
 
@@ -68,7 +67,8 @@ def _lightning() -> SimpleNamespace:
             self.loss_sum = self.weight_sum = torch.zeros((), device=self.device)
 
         def training_step(self, batch: Any, batch_idx: int) -> Any:
-            total, weight = self.weighted_loss(*batch)
+            x, y, w = batch
+            total, weight = self.weighted_loss(self.net(x), y, w)
             self.loss_sum = self.loss_sum + total.detach()
             self.weight_sum = self.weight_sum + weight
             return total / weight
@@ -79,8 +79,10 @@ def _lightning() -> SimpleNamespace:
     class Epochs(pl.Callback):
         """Reports every epoch to the tracker, stops the trainer when it says so, keeps the best weights."""
 
-        def __init__(self, tracker: RoundTracker, validation: tuple | None, scale: float, keep_best: bool):
-            self.tracker, self.validation, self.scale, self.keep_best = tracker, validation, scale, keep_best
+        def __init__(self, tracker: RoundTracker, validation: tuple | None, scale: float, shift: float,
+                     keep_best: bool):
+            self.tracker, self.validation, self.keep_best = tracker, validation, keep_best
+            self.scale, self.shift = scale, shift  # regression: the target's standardization, 0 for classes
             self.best_state: dict[str, Any] | None = None
 
         def metric(self, mean_loss: float) -> float:
@@ -89,24 +91,39 @@ def _lightning() -> SimpleNamespace:
 
         def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
             metrics = {"train_loss": self.metric(float(module.loss_sum / module.weight_sum))}
+            predictions = None
             if self.validation is not None:
-                metrics["val_loss"] = self.metric(self.validation_loss(module))
-            if self.tracker.update(trainer.current_epoch + 1, metrics):
+                loss, outputs = self.validate(module)
+                metrics["val_loss"] = self.metric(loss)
+                if outputs is not None:
+                    predictions = functools.partial(self.predictions, outputs)
+            if self.tracker.update(trainer.current_epoch + 1, metrics, predictions):
                 trainer.should_stop = True
             if self.keep_best and self.tracker.improved:
                 self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in module.net.state_dict().items()}
 
-        def validation_loss(self, module: Any) -> float:
+        def validate(self, module: Any) -> tuple[float, Any]:
+            """The validation loss, and the network's outputs on the rows when the tracker may want them."""
             X, y, w = self.validation
             total = weight = 0.0
+            outputs = [] if self.tracker.wants_predictions else None
             module.eval()
             with torch.no_grad():
                 for start in range(0, len(X), _EVAL_BATCH):
-                    batch = (t[start:start + _EVAL_BATCH].to(module.device) for t in (X, y, w))
-                    batch_total, batch_weight = module.weighted_loss(*batch)
+                    x, target, row_weight = (t[start:start + _EVAL_BATCH].to(module.device) for t in (X, y, w))
+                    out = module.net(x)
+                    batch_total, batch_weight = module.weighted_loss(out, target, row_weight)
                     total, weight = total + float(batch_total), weight + float(batch_weight)
+                    if outputs is not None:
+                        outputs.append(out.detach().to("cpu"))
             module.train()
-            return total / weight
+            return total / weight, None if outputs is None else torch.cat(outputs)
+
+        def predictions(self, outputs: Any) -> Any:
+            """What predict_proba (classes) or predict (regression) would give for these outputs."""
+            if self.scale == 0:
+                return torch.softmax(outputs.double(), dim=1).numpy()
+            return outputs[:, 0].double().numpy() * self.scale + self.shift
 
     return SimpleNamespace(pl=pl, Module=Module, Epochs=Epochs)
 
@@ -220,8 +237,8 @@ class _LightningMLP(IterativeEstimator):
             loader = torch.utils.data.DataLoader(rows, batch_size=min(params["batch_size"], len(rows)), shuffle=True,
                                                  generator=torch.Generator().manual_seed(self.seed), num_workers=0)
             validation = None if data.X_val is None else _tensors(data.X_val, y_val, data.w_val, classify)
-            epochs = lightning.Epochs(tracker, validation, 0.0 if classify else config["y_std"],
-                                      keep_best=tracker.early_stopping is not None)
+            scale, shift = (0.0, 0.0) if classify else (config["y_std"], config["y_mean"])
+            epochs = lightning.Epochs(tracker, validation, scale, shift, keep_best=tracker.early_stopping is not None)
             trainer = lightning.pl.Trainer(
                 max_epochs=params["max_epochs"], accelerator="cpu" if gpu is None else "gpu",
                 devices=1 if gpu is None else [gpu], logger=False, enable_checkpointing=False,
