@@ -18,6 +18,7 @@ from arq.connections import ArqRedis
 from microlearn_grpc.config import ConfigError, Settings
 from microlearn_grpc.core.ingest import IngestLimits
 from microlearn_grpc.services.datasets import DatasetService
+from microlearn_grpc.services.deploy import DeployService
 from microlearn_grpc.services.selection import SelectionService
 from microlearn_grpc.services.training import TrainingService
 from microlearn_grpc.storage import db
@@ -43,8 +44,12 @@ class Container:
     queue: ArqRedis
     training: TrainingService
     selection: SelectionService
+    deploy: DeployService | None = None
 
     async def close(self) -> None:
+        if self.deploy is not None:
+            with contextlib.suppress(Exception):
+                await self.deploy.close()
         self.datasets.close()
         with contextlib.suppress(Exception):
             await self.queue.aclose()
@@ -100,4 +105,21 @@ async def build(settings: Settings) -> Container:
                                max_attempts=settings.max_job_attempts, max_timeout_seconds=settings.job_timeout_seconds,
                                queue_name=settings.queue_name)
     return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets,
-                     queue=queue, training=training, selection=SelectionService(datasets, redis_client))
+                     queue=queue, training=training, selection=SelectionService(datasets, redis_client),
+                     deploy=build_deploy(settings, pool, artifacts, work_dir))
+
+
+def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStore, work_dir: Path) -> DeployService:
+    """The serving side: registry, deployments, a model cache and a router (started by the servicer)."""
+    from microlearn_grpc.serving.models import ModelCache
+    from microlearn_grpc.serving.prediction_log import PredictionLogger
+    from microlearn_grpc.serving.router import Router
+    from microlearn_grpc.services.model_registry import ModelRegistry
+    from microlearn_grpc.storage.deployments_repo import DeploymentRepository
+    from microlearn_grpc.storage.models_repo import ModelRepository
+    from microlearn_grpc.storage.registry_repo import RegistryRepository
+
+    models, deployments = ModelRepository(pool), DeploymentRepository(pool)
+    router = Router(deployments, ModelCache(models, artifacts, key=settings.signing_key(), work_dir=work_dir))
+    registry = ModelRegistry(RegistryRepository(pool), models, on_change=router.kick)
+    return DeployService(registry, deployments, router, PredictionLogger(deployments))

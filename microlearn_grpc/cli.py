@@ -168,6 +168,10 @@ def _mount_client_commands() -> None:
     app.command("train")(train)
     app.add_typer(jobs_app, name="jobs", help="Follow, list, inspect and cancel jobs.")
     app.add_typer(models_app, name="models", help="List, inspect, download and delete trained models.")
+    from microlearn.cli import deploy_app, predict
+
+    app.add_typer(deploy_app, name="deploy", help="Serve models: create, list, promote, roll back, delete deployments.")
+    app.command("predict")(predict)
 
 
 def main() -> None:

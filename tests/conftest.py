@@ -96,10 +96,14 @@ def platform(backends, tmp_path_factory) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="session")
-def limited_platform(backends, tmp_path_factory) -> Iterator[ServerThread]:
-    """A second server on the same database with small limits, for the RESOURCE_EXHAUSTED paths."""
+def limited_platform(backends, platform, tmp_path_factory) -> Iterator[ServerThread]:
+    """A second server on the same database with small limits, for the RESOURCE_EXHAUSTED paths. Like any
+    second server of one platform it shares the first's artifact store and signing key (its deployment
+    router loads the same models)."""
+    shared = platform.settings
     server = ServerThread(make_settings(backends, tmp_path_factory.mktemp("limited"), max_upload_bytes=2 << 20,
-                                        max_decompressed_bytes=4 << 20, max_columns=50))
+                                        max_decompressed_bytes=4 << 20, max_columns=50, artifact_url=shared.artifacts,
+                                        model_signing_key=shared.signing_key().decode()))
     server.start()
     yield server
     server.stop()

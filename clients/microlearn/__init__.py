@@ -29,6 +29,7 @@ from microlearn._errors import (
     Unavailable,
     Unimplemented,
 )
+from microlearn._deploy import Prediction
 from microlearn._jobs import AsyncJob, Job, JobCancelled, JobError, JobEvent, JobFailed
 from microlearn._models import Model
 
@@ -51,6 +52,7 @@ __all__ = [
     "Model",
     "NotFound",
     "PermissionDenied",
+    "Prediction",
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",

@@ -14,6 +14,7 @@ import grpc
 import grpc.aio
 
 from microlearn import _config, _convert, _jobs, _models
+from microlearn._deploy import AsyncDeployMixin
 from microlearn._client import UploadResult
 from microlearn._errors import translate_rpc_errors
 from microlearn._jobs import AsyncJob, JobEvent
@@ -58,7 +59,7 @@ async def _upload_requests(
         raise
 
 
-class AsyncClient:
+class AsyncClient(AsyncDeployMixin):
     """An asyncio client for MicroLearn; the same methods as `Client`, as coroutines.
 
     >>> async with AsyncClient() as ml:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from microlearn import _config, _convert, _jobs, _models
+from microlearn._deploy import DeployMixin
 from microlearn._errors import translate_rpc_errors
 from microlearn._jobs import Job, JobEvent
 from microlearn._models import Model
@@ -48,7 +49,7 @@ class UploadResult:
     deduplicated: bool
 
 
-class Client:
+class Client(DeployMixin):
     """A synchronous client for MicroLearn's datasets, estimators, training jobs and models.
 
     >>> with Client() as ml:                      # $MICROLEARN_ADDRESS, $MICROLEARN_TOKEN

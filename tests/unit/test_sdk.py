@@ -137,7 +137,7 @@ def test_import_is_light():
 
 
 def test_all_is_exact_and_resolves():
-    values = {"Client", "AsyncClient", "UploadResult", "Job", "AsyncJob", "JobEvent", "Model"}
+    values = {"Client", "AsyncClient", "UploadResult", "Job", "AsyncJob", "JobEvent", "Model", "Prediction"}
     job_errors = {"JobError", "JobFailed", "JobCancelled"}
     expected = values | job_errors | {
         "MicroLearnError", "InvalidArgument", "NotFound",
