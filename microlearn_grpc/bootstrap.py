@@ -20,6 +20,7 @@ from microlearn_grpc.core.ingest import IngestLimits
 from microlearn_grpc.services.datasets import DatasetService
 from microlearn_grpc.services.deploy import DeployService
 from microlearn_grpc.services.selection import SelectionService
+from microlearn_grpc.services.studies import StudyService
 from microlearn_grpc.services.training import TrainingService
 from microlearn_grpc.storage import db
 from microlearn_grpc.storage.artifacts import ArtifactStore, open_artifact_store
@@ -45,6 +46,7 @@ class Container:
     training: TrainingService
     selection: SelectionService
     deploy: DeployService | None = None
+    studies: StudyService | None = None
 
     async def close(self) -> None:
         if self.deploy is not None:
@@ -106,7 +108,22 @@ async def build(settings: Settings) -> Container:
                                queue_name=settings.queue_name)
     return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets,
                      queue=queue, training=training, selection=SelectionService(datasets, redis_client),
-                     deploy=build_deploy(settings, pool, artifacts, work_dir))
+                     deploy=build_deploy(settings, pool, artifacts, work_dir),
+                     studies=build_studies(settings, pool, redis_client, training, datasets, queue, warm=True))
+
+
+def build_studies(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, training: TrainingService,
+                  datasets: DatasetService, queue: ArqRedis, *, warm: bool = False) -> StudyService:
+    """HPOService's use cases; also built by workers, whose study coordinators start trials through it."""
+    from microlearn.v1 import hpo_pb2
+    from microlearn_grpc.services import study_events
+
+    bus = EventBus(redis_client, prefix=study_events.EVENT_PREFIX, event_type=hpo_pb2.StudyEvent)
+    studies = StudyService(pool, bus, training, datasets, queue, database_url=settings.database_url or "",
+                           queue_name=settings.queue_name, max_attempts=settings.max_job_attempts)
+    if warm:
+        studies.warm()
+    return studies
 
 
 def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStore, work_dir: Path) -> DeployService:

@@ -172,6 +172,11 @@ def _mount_client_commands() -> None:
 
     app.add_typer(deploy_app, name="deploy", help="Serve models: create, list, promote, roll back, delete deployments.")
     app.command("predict")(predict)
+    from microlearn._cli_automl import automl, select, studies_app
+
+    app.command("automl")(automl)
+    app.command("select")(select)
+    app.add_typer(studies_app, name="studies", help="Follow, list, inspect and stop hyperparameter studies.")
 
 
 def main() -> None:

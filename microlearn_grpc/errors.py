@@ -8,7 +8,8 @@
     ├── ResourceExhausted    → RESOURCE_EXHAUSTED  a configured limit was hit
     ├── Aborted              → ABORTED             a concurrent change won; retry
     ├── DataLoss             → DATA_LOSS           a stored artifact failed verification
-    └── Unavailable          → UNAVAILABLE         a backend (database, queue, store) is unreachable
+    ├── Unavailable          → UNAVAILABLE         a backend (database, queue, store) is unreachable
+    └── Unimplemented        → UNIMPLEMENTED       a documented option this version does not do yet
 """
 
 from __future__ import annotations
@@ -47,4 +48,8 @@ class DataLoss(DomainError):
 
 
 class Unavailable(DomainError):
+    pass
+
+
+class Unimplemented(DomainError):
     pass

@@ -65,12 +65,14 @@ def _unimplemented_servicer(spec: ServiceSpec):
 def _implemented(container: Container) -> dict[str, Callable[[], object]]:
     from microlearn_grpc.services.dataset_servicer import DatasetServicer
     from microlearn_grpc.services.deploy_servicer import DeployServicer
+    from microlearn_grpc.services.hpo_servicer import HPOServicer
     from microlearn_grpc.services.selector_servicer import SelectorServicer
     from microlearn_grpc.services.trainer_servicer import TrainerServicer
 
     return {"dataset": lambda: DatasetServicer(container.datasets),
             "selector": lambda: SelectorServicer(container.selection),
             "trainer": lambda: TrainerServicer(container.training),
+            "hpo": lambda: HPOServicer(container.studies),
             "deploy": lambda: DeployServicer(container.deploy)}
 
 

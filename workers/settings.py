@@ -27,6 +27,7 @@ __all__ = ["QUEUE_NAME", "WorkerSettings", "redis_settings", "worker_options"]
 
 log = logging.getLogger(__name__)
 SLOT_WAIT_SECONDS = 0.5  # how long one delivered job waits for a busy worker's fit slot before requeueing
+STUDY_SLOTS = 2
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -60,11 +61,40 @@ async def startup(ctx: dict[str, Any]) -> None:
                                      datasets=ctx["datasets"], devices=ctx["devices"], tracker=ctx["tracker"],
                                      worker_id=ctx["worker_id"], work_dir=work_dir)
     ctx["slots"] = asyncio.Semaphore(settings.worker_concurrency)
+    ctx["studies"] = _study_runner(ctx, settings)
+    # Optuna's import and its SQLAlchemy engine take seconds on first use: not on a study's clock.
+    ctx["optuna_warmup"] = asyncio.create_task(asyncio.to_thread(_warm_optuna, settings.database_url))
     # MLflow's first use imports it and (on SQLite) creates its schema: seconds that should not delay the first job.
     ctx["tracker_warmup"] = asyncio.create_task(ctx["tracker"].call(ctx["tracker"].experiment_id, "microlearn"))
     ctx["fit_server_warmup"] = asyncio.create_task(asyncio.to_thread(start_fit_server))
     log.info("worker %s ready: %d job slot(s), %d thread(s) per job, GPUs: %s", ctx["worker_id"],
              settings.worker_concurrency, settings.job_threads(), ctx["devices"].describe())
+
+
+def _warm_optuna(database_url: str) -> None:
+    from microlearn_grpc.core import hpo
+    from microlearn_grpc.storage.optuna_store import optuna_storage
+
+    optuna_storage(database_url)
+    hpo.make_sampler("tpe", 0, 1)
+
+
+def _study_runner(ctx: dict[str, Any], settings: Any) -> Any:
+    """Study coordinators start trials through the same use cases the server runs."""
+    from microlearn.v1 import hpo_pb2
+    from microlearn_grpc.bootstrap import build_studies
+    from microlearn_grpc.services import study_events
+    from microlearn_grpc.services.training import TrainingService
+    from microlearn_grpc.storage.events import EventBus
+    from workers.study import StudyRunner
+
+    training = TrainingService(ctx["pool"], ctx["bus"], ctx["redis"], ctx["datasets"], ctx["artifacts"],
+                               max_attempts=settings.max_job_attempts,
+                               max_timeout_seconds=settings.job_timeout_seconds, queue_name=settings.queue_name)
+    studies = build_studies(settings, ctx["pool"], ctx["redis"], training, ctx["datasets"], ctx["redis"])
+    study_bus = EventBus(ctx["redis"], prefix=study_events.EVENT_PREFIX, event_type=hpo_pb2.StudyEvent)
+    return StudyRunner(settings=settings, pool=ctx["pool"], job_bus=ctx["bus"], study_bus=study_bus,
+                       studies=studies, worker_id=ctx["worker_id"])
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -97,6 +127,9 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
     (arq Retry), where another worker can take it, unless it can wait briefly for a slot here."""
     from arq.worker import Retry
 
+    kind = await ctx["pool"].fetchval("SELECT kind FROM jobs WHERE id = $1", job_id)
+    if kind == "study":  # a coordinator mostly waits: it takes no fit slot
+        return await ctx["studies"].run(job_id)
     slots: asyncio.Semaphore = ctx["slots"]
     if slots.locked():
         # One delivered job at a time waits briefly for a fit slot instead of going straight back to
@@ -147,7 +180,8 @@ def worker_options(settings: Any, *, burst: bool = False) -> dict[str, Any]:
     queue is empty) runs no reconciler: its cron would keep the queue from ever being empty."""
     seconds = set(range(0, 60, settings.reconcile_interval_seconds))
     return {
-        "max_jobs": settings.worker_concurrency + 1,  # + 1: the reconciler and pings never wait for a fit
+        # + 1: the reconciler and pings never wait for a fit; + STUDY_SLOTS: study coordinators (no fit slot).
+        "max_jobs": settings.worker_concurrency + 1 + STUDY_SLOTS,
         "poll_delay": settings.worker_poll_seconds,
         "queue_name": settings.queue_name,
         "burst": burst,

@@ -14,6 +14,7 @@ import grpc
 
 from microlearn import _config, _convert, _jobs, _models
 from microlearn._deploy import DeployMixin
+from microlearn._studies import StudyMixin
 from microlearn._errors import translate_rpc_errors
 from microlearn._jobs import Job, JobEvent
 from microlearn._models import Model
@@ -49,7 +50,7 @@ class UploadResult:
     deduplicated: bool
 
 
-class Client(DeployMixin):
+class Client(DeployMixin, StudyMixin):
     """A synchronous client for MicroLearn's datasets, estimators, training jobs and models.
 
     >>> with Client() as ml:                      # $MICROLEARN_ADDRESS, $MICROLEARN_TOKEN

@@ -98,8 +98,26 @@ def write_preprocessor(directory: Path, preprocessor: Any) -> None:
         pickle.dump(preprocessor, handle, protocol=5)
 
 
+class ManifestView:
+    """What a loaded model says about itself, read from its manifest."""
+
+    manifest: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def class_labels(self) -> list[str]:
+        return list(self.manifest.get("class_labels") or [])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [column["name"] for column in self.manifest.get("feature_schema") or []]
+
+
 @dataclass
-class TrainedModel:
+class TrainedModel(ManifestView):
     """A loaded model: raw table in, predictions out (labels decoded to the training values)."""
 
     manifest: dict[str, Any]
@@ -129,18 +147,6 @@ class TrainedModel:
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
             unpack(tar_path, Path(tmp))
             return cls.load_dir(Path(tmp))
-
-    @property
-    def task(self) -> str:
-        return self.manifest["task"]
-
-    @property
-    def class_labels(self) -> list[str]:
-        return list(self.manifest.get("class_labels") or [])
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [column["name"] for column in self.manifest.get("feature_schema") or []]
 
     def transform(self, frame: Any) -> Any:
         return self.preprocessor.transform(frame)

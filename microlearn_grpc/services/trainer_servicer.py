@@ -15,7 +15,7 @@ from microlearn_grpc.storage.jobs_repo import KINDS, JobRecord
 from microlearn_grpc.storage.models_repo import ModelRecord
 
 _KINDS = {"training": common_pb2.JOB_KIND_TRAINING, "trial": common_pb2.JOB_KIND_TRIAL,
-          "batch_prediction": common_pb2.JOB_KIND_BATCH_PREDICTION, "evaluation": common_pb2.JOB_KIND_EVALUATION}
+          "batch_prediction": common_pb2.JOB_KIND_BATCH_PREDICTION, "evaluation": common_pb2.JOB_KIND_EVALUATION, "study": common_pb2.JOB_KIND_STUDY}
 _KIND_NAMES = {v: k for k, v in _KINDS.items()}
 _COLUMN_TYPES = {"numeric": common_pb2.COLUMN_TYPE_NUMERIC, "categorical": common_pb2.COLUMN_TYPE_CATEGORICAL,
                  "boolean": common_pb2.COLUMN_TYPE_BOOLEAN, "datetime": common_pb2.COLUMN_TYPE_DATETIME,
@@ -39,22 +39,38 @@ def _value(value: Any) -> struct_pb2.Value:
     return json_format.ParseDict(value, struct_pb2.Value())
 
 
+def validation_from_proto(v: common_pb2.ValidationStrategy) -> dict[str, Any]:
+    validation: dict[str, Any] = {}
+    method = v.WhichOneof("method")
+    if method == "holdout":
+        validation = {"method": "holdout", "fraction": v.holdout.fraction}
+    elif method == "k_fold":
+        validation = {"method": "kfold", "folds": v.k_fold.folds}
+    elif method == "validation_dataset":
+        validation = {"method": "validation_dataset", "validation_dataset": v.validation_dataset}
+    validation.update(group_column=v.group_column, time_column=v.time_column,
+                      stratify=v.stratify if v.HasField("stratify") else None)
+    return validation
+
+
+def validation_to_proto(validation: dict[str, Any], message: common_pb2.ValidationStrategy) -> None:
+    if validation.get("validation_dataset"):
+        message.validation_dataset = validation["validation_dataset"]
+    elif validation.get("method") == "kfold":
+        message.k_fold.folds = validation.get("folds", 5)
+    else:
+        message.holdout.fraction = validation.get("fraction", 0.2)
+    if validation.get("stratify") is not None:
+        message.stratify = validation["stratify"]
+    message.group_column = validation.get("group_column", "")
+    message.time_column = validation.get("time_column", "")
+
+
 def spec_from_proto(spec: trainer_pb2.TrainingSpec) -> dict[str, Any]:
     """A TrainingSpec as the plain dict `TrainingService.start` takes (unset fields as None/empty)."""
     if spec.task and spec.task not in TASK_NAMES:
         raise errors.InvalidArgument(f"spec.task: {spec.task} is not a known TaskType")
-    validation: dict[str, Any] = {}
-    if spec.HasField("validation"):
-        v = spec.validation
-        method = v.WhichOneof("method")
-        if method == "holdout":
-            validation = {"method": "holdout", "fraction": v.holdout.fraction}
-        elif method == "k_fold":
-            validation = {"method": "kfold", "folds": v.k_fold.folds}
-        elif method == "validation_dataset":
-            validation = {"method": "validation_dataset", "validation_dataset": v.validation_dataset}
-        validation.update(group_column=v.group_column, time_column=v.time_column,
-                          stratify=v.stratify if v.HasField("stratify") else None)
+    validation = validation_from_proto(spec.validation) if spec.HasField("validation") else {}
     return {
         "dataset": spec.dataset, "target": spec.target, "task": TASK_NAMES.get(spec.task, ""),
         "estimator": spec.estimator,
@@ -80,17 +96,7 @@ def spec_to_proto(spec: dict[str, Any]) -> trainer_pb2.TrainingSpec:
         timeout_seconds=spec.get("timeout_seconds", 0))
     for key, value in (spec.get("hyperparameters") or {}).items():
         message.hyperparameters.values[key].CopyFrom(_value(value))
-    validation = spec.get("validation") or {}
-    if validation.get("validation_dataset"):
-        message.validation.validation_dataset = validation["validation_dataset"]
-    elif validation.get("method") == "kfold":
-        message.validation.k_fold.folds = validation.get("folds", 5)
-    else:
-        message.validation.holdout.fraction = validation.get("fraction", 0.2)
-    if validation.get("stratify") is not None:
-        message.validation.stratify = validation["stratify"]
-    message.validation.group_column = validation.get("group_column", "")
-    message.validation.time_column = validation.get("time_column", "")
+    validation_to_proto(spec.get("validation") or {}, message.validation)
     early = spec.get("early_stopping")
     if early:
         message.early_stopping.enabled = True

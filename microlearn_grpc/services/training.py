@@ -82,6 +82,10 @@ class TrainingService:
         self._queue_name = queue_name
 
     @property
+    def max_timeout_seconds(self) -> int:
+        return self._max_timeout
+
+    @property
     def jobs(self) -> JobRepository:
         return self._jobs
 
@@ -92,21 +96,22 @@ class TrainingService:
     # -- StartTraining ---------------------------------------------------------------------------
 
     async def start(self, spec: dict[str, Any], request_id: str = "", *, kind: str = "training",
-                    study_id: str | None = None) -> tuple[JobRecord, bool]:
+                    study_id: str | None = None, extra: dict[str, Any] | None = None) -> tuple[JobRecord, bool]:
         """Validate and resolve `spec`, write the job and queue it. Returns (job, created): a known
-        `request_id` returns its first job without starting anything."""
+        `request_id` returns its first job without starting anything. `extra` is merged into the
+        resolved spec (a study's trial number, for example)."""
         if len(request_id) > MAX_REQUEST_ID:
             raise _bad("request_id", f"at most {MAX_REQUEST_ID} characters, got {len(request_id)}")
         if request_id:
             existing = await self._pool.fetchval("SELECT id FROM jobs WHERE request_id = $1", request_id)
             if existing:
                 return await self.get_job(existing), False
-        resolved = {**await self.resolve_spec(spec), "queue": self._queue_name}
+        resolved = {**await self.resolve_spec(spec), **(extra or {}), "queue": self._queue_name}
         async with self._pool.acquire() as conn, conn.transaction():
             job, created = await self._jobs.create(
                 kind=kind, spec=resolved, dataset_id=resolved["dataset"].removeprefix("datasets/"),
                 estimator=resolved["estimator"], study_id=study_id, labels=resolved["labels"],
-                request_id=request_id or None, max_attempts=self._max_attempts)
+                request_id=request_id or None, max_attempts=self._max_attempts, conn=conn)
             if created:
                 await conn.execute("INSERT INTO dataset_references (dataset_id, referrer) VALUES ($1, $2)"
                                    " ON CONFLICT DO NOTHING", job.dataset_id, job.resource_name)
@@ -287,7 +292,7 @@ class TrainingService:
                         dataset: str, estimator: str, study: str, labels: dict[str, str]) -> Page:
         size = _page_size(page_size)
         after = _keyset_token(page_token)
-        dataset_ids = await self._dataset_ids(dataset, "dataset") if dataset else None
+        dataset_ids = await self.dataset_ids(dataset, "dataset") if dataset else None
         if labels:
             check_labels(labels, "labels")
         bad = [s for s in states if s not in STATES]
@@ -300,7 +305,7 @@ class TrainingService:
         token = encode_page_token(items[size - 1].created_at, items[size - 1].id) if len(items) > size else ""
         return Page(items[:size], token, total)
 
-    async def _dataset_ids(self, ref: str, field: str) -> list[str]:
+    async def dataset_ids(self, ref: str, field: str) -> list[str]:
         """`NAME` means every version; anything else one version."""
         ref = ref.strip()
         if not ref.startswith("datasets/") and "@" not in ref:
@@ -376,7 +381,7 @@ class TrainingService:
                           study: str, labels: dict[str, str], order_by: str) -> Page:
         size = _page_size(page_size)
         offset = _offset_token(page_token)
-        dataset_ids = await self._dataset_ids(dataset, "dataset") if dataset else None
+        dataset_ids = await self.dataset_ids(dataset, "dataset") if dataset else None
         order = (order_by or "create_time desc").strip()
         match = _ORDER_BY.fullmatch(order)
         if match is None:

@@ -56,8 +56,8 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _decode(entry_id: bytes | str, fields: dict) -> common_pb2.JobEvent:
-    event = common_pb2.JobEvent()
+def _decode(entry_id: bytes | str, fields: dict, event_type: Any = common_pb2.JobEvent) -> Any:
+    event = event_type()
     event.ParseFromString(fields[_FIELD])
     event.sequence = _text(entry_id)
     return event
@@ -85,7 +85,7 @@ class EventBus:
     """
 
     def __init__(self, redis: aioredis.Redis, *, prefix: str = "microlearn:events:", max_len: int = 100_000,
-                 ttl_seconds: int = 7 * 24 * 3600) -> None:
+                 ttl_seconds: int = 7 * 24 * 3600, event_type: Any = common_pb2.JobEvent) -> None:
         if max_len < 1:
             raise ValueError("max_len must be at least 1")
         if ttl_seconds < 1:
@@ -97,17 +97,18 @@ class EventBus:
         self._prefix = prefix
         self._max_len = max_len
         self._ttl = ttl_seconds
+        self._event_type = event_type  # JobEvent, or StudyEvent for a study bus: any message with `sequence`/`time`
 
     def key(self, stream: str) -> str:
         """The Redis key of a stream (validated)."""
         _check_stream(stream)
         return self._prefix + stream
 
-    def _stamp(self, event: common_pb2.JobEvent) -> bytes:
+    def _stamp(self, event: Any) -> bytes:
         if not event.HasField("time"):
             event.time.GetCurrentTime()
         # The id is assigned by XADD, so the stored copy carries no sequence; reads fill it in.
-        stored = common_pb2.JobEvent()
+        stored = type(event)()
         stored.CopyFrom(event)
         stored.ClearField("sequence")
         return stored.SerializeToString()
@@ -147,10 +148,14 @@ class EventBus:
         """How many entries the stream holds now (0 when it does not exist)."""
         return int(await self._redis.xlen(self.key(stream)))
 
-    async def _page_after(self, key: str, last_id: str) -> list[common_pb2.JobEvent]:
+    async def _page_after(self, key: str, last_id: str) -> list[Any]:
         """Up to one page of stored events after `last_id`, without blocking."""
         entries = await self._redis.xrange(key, min=f"({last_id}", max="+", count=_PAGE)
-        return [_decode(entry_id, fields) for entry_id, fields in entries]
+        return [_decode(entry_id, fields, self._event_type) for entry_id, fields in entries]
+
+    async def page(self, stream: str, *, after: str = "") -> list[Any]:
+        """Up to one page of the events after `after` ('' for the first), without blocking: for pollers."""
+        return await self._page_after(self.key(stream), _parse_after(after))
 
     def _block_ms(self, block_ms: int) -> int:
         # A blocking read must return before the client's own socket timeout would fire.
@@ -187,7 +192,7 @@ class EventBus:
                 # A cancel here (the gRPC client went away) makes redis-py drop this connection
                 # and return it to the pool, which reconnects it on its next use.
                 response = await self._redis.xread({key: last_id}, count=_PAGE, block=block)
-                events = [_decode(entry_id, fields) for entry_id, fields in _xread_entries(response)]
+                events = [_decode(entry_id, fields, self._event_type) for entry_id, fields in _xread_entries(response)]
             else:
                 events = await self._page_after(key, last_id)
             for event in events:

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-KINDS = ("training", "trial", "batch_prediction", "evaluation")
+KINDS = ("training", "trial", "batch_prediction", "evaluation", "study")
 STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
@@ -90,7 +90,7 @@ class JobRepository:
     async def create(self, *, kind: str, spec: dict[str, Any], dataset_id: str | None = None,
                      estimator: str | None = None, study_id: str | None = None,
                      labels: dict[str, str] | None = None, request_id: str | None = None,
-                     max_attempts: int = 3) -> tuple[JobRecord, bool]:
+                     max_attempts: int = 3, conn: asyncpg.Connection | None = None) -> tuple[JobRecord, bool]:
         """Write a PENDING job; returns (job, created). A known `request_id` returns its first job
         unchanged (created False) whatever the new spec says: the caller decides whether that is a conflict.
         An empty `request_id` means none (proto strings default to "")."""
@@ -99,7 +99,7 @@ class JobRepository:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         request_id = request_id or None
-        row = await self._pool.fetchrow(
+        row = await (conn or self._pool).fetchrow(
             f"INSERT INTO jobs (id, kind, spec, dataset_id, estimator, study_id, labels, request_id, max_attempts)"
             f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             f" ON CONFLICT (request_id) DO NOTHING RETURNING {_COLUMNS}",
@@ -107,7 +107,8 @@ class JobRepository:
         if row is not None:
             return _record(row), True
         # ON CONFLICT waited for the other insert to commit, so its row is visible now.
-        existing = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE request_id = $1", request_id)
+        existing = await (conn or self._pool).fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE request_id = $1",
+                                                       request_id)
         if existing is None:  # pragma: no cover - rows are never deleted
             raise RuntimeError(f"request_id {request_id!r} conflicted but no job holds it")
         return _record(existing), False

@@ -230,15 +230,15 @@ async def test_upload_limits_are_413(platform, limited_platform, gw, unique_name
 
 
 async def test_unimplemented_rpcs_are_501(platform):
-    from microlearn.v1 import hpo_pb2, hpo_pb2_grpc
+    from microlearn.v1 import deploy_pb2, deploy_pb2_grpc
 
     async with gateway(platform.address) as client:
-        async def get_study(request: Request, auth=Depends(forwarded_auth)):
-            stub = hpo_pb2_grpc.HPOServiceStub(backend(request).channel)
-            return await stub.GetStudy(hpo_pb2.GetStudyRequest(name="studies/x"), metadata=auth)
+        async def batch(request: Request, auth=Depends(forwarded_auth)):
+            stub = deploy_pb2_grpc.DeployServiceStub(backend(request).channel)
+            return await stub.StartBatchPrediction(deploy_pb2.StartBatchPredictionRequest(), metadata=auth)
 
-        client.app.add_api_route("/v1/studies/x", get_study)  # a route the gateway does not have yet
-        assert_error(await client.get("/v1/studies/x"), 501, "UNIMPLEMENTED", "HPOService.GetStudy")
+        client.app.add_api_route("/v1/batch-x", batch)  # a route the gateway does not have yet
+        assert_error(await client.get("/v1/batch-x"), 501, "UNIMPLEMENTED", "DeployService.StartBatchPrediction")
 
 
 def test_error_table_covers_every_code():

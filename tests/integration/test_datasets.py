@@ -196,13 +196,14 @@ def test_auth_required_except_health(platform):
 
 
 def test_other_services_answer_unimplemented(platform):
-    from microlearn.v1 import hpo_pb2, hpo_pb2_grpc
+    from microlearn.v1 import deploy_pb2, deploy_pb2_grpc
 
     with grpc.insecure_channel(platform.address) as channel:
         with pytest.raises(grpc.RpcError) as err:
-            hpo_pb2_grpc.HPOServiceStub(channel).GetStudy(hpo_pb2.GetStudyRequest(name="studies/x"), metadata=AUTH)
+            deploy_pb2_grpc.DeployServiceStub(channel).StartBatchPrediction(
+                deploy_pb2.StartBatchPredictionRequest(), metadata=AUTH)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "HPOService.GetStudy" in err.value.details()
+    assert "DeployService.StartBatchPrediction" in err.value.details()
 
 
 def test_reflection_lists_all_services(platform):

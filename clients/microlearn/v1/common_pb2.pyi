@@ -45,6 +45,7 @@ class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_KIND_TRIAL: _ClassVar[JobKind]
     JOB_KIND_BATCH_PREDICTION: _ClassVar[JobKind]
     JOB_KIND_EVALUATION: _ClassVar[JobKind]
+    JOB_KIND_STUDY: _ClassVar[JobKind]
 
 class LogLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -91,6 +92,7 @@ JOB_KIND_TRAINING: JobKind
 JOB_KIND_TRIAL: JobKind
 JOB_KIND_BATCH_PREDICTION: JobKind
 JOB_KIND_EVALUATION: JobKind
+JOB_KIND_STUDY: JobKind
 LOG_LEVEL_UNSPECIFIED: LogLevel
 LOG_LEVEL_DEBUG: LogLevel
 LOG_LEVEL_INFO: LogLevel
