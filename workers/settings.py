@@ -94,7 +94,8 @@ def _study_runner(ctx: dict[str, Any], settings: Any) -> Any:
     studies = build_studies(settings, ctx["pool"], ctx["redis"], training, ctx["datasets"], ctx["redis"])
     study_bus = EventBus(ctx["redis"], prefix=study_events.EVENT_PREFIX, event_type=hpo_pb2.StudyEvent)
     return StudyRunner(settings=settings, pool=ctx["pool"], job_bus=ctx["bus"], study_bus=study_bus,
-                       studies=studies, worker_id=ctx["worker_id"])
+                       studies=studies, worker_id=ctx["worker_id"], artifacts=ctx["artifacts"],
+                       work_dir=Path(settings.data_dir).resolve() / "work")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ import statistics
 import time
 from typing import Any
 
+from pathlib import Path
+
 import asyncpg
 
 from microlearn_grpc.services import study_events
@@ -46,7 +48,7 @@ class StudyRunner:
     """Runs study coordinator jobs for one worker process."""
 
     def __init__(self, *, settings: Any, pool: asyncpg.Pool, job_bus: EventBus, study_bus: EventBus,
-                 studies: StudyService, worker_id: str) -> None:
+                 studies: StudyService, worker_id: str, artifacts: Any, work_dir: Path) -> None:
         self._settings = settings
         self._pool = pool
         self._jobs = JobRepository(pool)
@@ -55,6 +57,9 @@ class StudyRunner:
         self._bus = study_bus
         self._studies = studies
         self._worker_id = worker_id
+        self._artifacts = artifacts
+        self._key = settings.signing_key()
+        self._work_dir = work_dir
 
     async def run(self, job_id: str) -> str:
         job = await self._jobs.get(job_id)
@@ -253,8 +258,10 @@ class _Coordinator:
             await self.publish(study_events.state_event(self.study.id, "STOPPING", reason))
 
     def _margin(self) -> float:
-        """How long before the deadline the search stops and cancels what runs, so it ends by the deadline."""
-        return min(3.0, 0.05 * self.spec["budget"]["time_budget_seconds"])
+        """How long before the deadline the search stops and cancels what runs, so it ends by the deadline
+        (and, with `ensemble`, has time left to build it)."""
+        budget = self.spec["budget"]["time_budget_seconds"]
+        return min(3.0, 0.05 * budget) + (min(4.0, 0.05 * budget) if self.spec["ensemble"] else 0.0)
 
     async def _cancel_if_due(self, active: list[TrialRecord]) -> None:
         by_time = self.stop_reason == "time budget spent"
@@ -268,7 +275,9 @@ class _Coordinator:
 
     def _gave_up_waiting(self, still: list[TrialRecord]) -> bool:
         if self.stop_reason == "time budget spent":
-            return _now() >= (self.deadline or 0) - 0.2  # what has not ended by now is left behind, cancelled
+            # What has not ended by now is left behind, cancelled (an ensemble still needs its reserve).
+            reserve = min(4.0, 0.05 * self.spec["budget"]["time_budget_seconds"]) if self.spec["ensemble"] else 0.0
+            return _now() >= (self.deadline or 0) - 0.2 - reserve
         if self.cancelled_at:
             return _now() >= max(self.cancelled_at.values()) + _CANCEL_GRACE
         return False
@@ -437,12 +446,34 @@ class _Coordinator:
 
     # -- the end -----------------------------------------------------------------------------------------
 
+    async def _ensemble(self) -> str | None:
+        """Build the greedy ensemble; its model id when it beats the best trial. Never fails the study."""
+        from workers import study_ensemble
+
+        done = await self.r._repo.trials(self.study.id, states=["COMPLETE"], order="score",
+                                         direction=self.spec["direction"])
+        try:
+            outcome = await study_ensemble.build(
+                pool=self.r._pool, artifacts=self.r._artifacts, key=self.r._key,
+                work_dir=self.r._work_dir / "ensembles", study=self.study, trials=done,
+                max_members=self.spec["ensemble_max_members"])
+        except Exception as exc:  # noqa: BLE001 - the best single model still stands
+            log.exception("study %s: ensemble failed", self.study.id)
+            await self.publish(study_events.log_event(self.study.id, "WARNING", f"no ensemble: {exc}"))
+            return None
+        await self.r._repo.set_ensemble(self.study.id, outcome.model_id, outcome.score)
+        await self.publish(study_events.log_event(self.study.id, "INFO", outcome.message))
+        return outcome.model_id
+
     async def _finish(self) -> str:
         counts = await self.r._repo.trial_counts(self.study.id)
+        ensemble_id = await self._ensemble() if self.best is not None and self.spec["ensemble"] else None
         if self.best is not None:
             state, error = "SUCCEEDED", None
             message = (f"{self.stop_reason}; best: trial {self.best.number} ({self.best.estimator}) "
                        f"{self.spec['metric']} = {self.best.score:.4g}, model models/{self.best.model_id}")
+            if ensemble_id:
+                message += f"; result: the ensemble models/{ensemble_id}, which beats it"
         elif self.user_stop:
             state = "CANCELLED"
             error = message = f"{self.stop_reason} before any trial completed"
@@ -453,7 +484,7 @@ class _Coordinator:
             error = message = (f"no trial completed ({self.stop_reason}; {counts.get('FAILED', 0)} failed, "
                                f"{counts.get('PRUNED', 0)} pruned, {counts.get('CANCELLED', 0)} cancelled){cause}")
         ended = await self.r._repo.finish(self.study.id, state, error=error,
-                                          best_model_id=self.best.model_id if self.best else None)
+                                          best_model_id=ensemble_id or (self.best.model_id if self.best else None))
         if ended is not None:
             await self.publish(study_events.state_event(self.study.id, state, message, 1.0))
         return f"{state.lower()}: {message}"

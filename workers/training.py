@@ -174,6 +174,8 @@ class TrainingRunner:
             "cuda_visible_devices": str(gpu_index) if gpu_index is not None else "",
             "n_jobs": self._settings.job_threads(), "output_dir": str(work / "model"),
         }
+        if job.kind == "trial":  # a study may build an ensemble from its trials' validation predictions
+            request["predictions_path"] = str(work / "predictions.npz")
         validation_dataset = (spec.get("validation") or {}).get("validation_dataset")
         if validation_dataset:
             other = await self._datasets.resolve(validation_dataset, with_profile=False)
@@ -297,6 +299,11 @@ class TrainingRunner:
         self._track_result(run, result, tar)
         run.submit(self._tracker.end_run, "FINISHED")
         info = await self._artifacts.put_file(key, tar)
+        lineage_extra: dict[str, Any] = {}
+        predictions = work / "predictions.npz"
+        if predictions.exists():
+            lineage_extra["validation_predictions"] = f"predictions/{model_id}.npz"
+            await self._artifacts.put_file(lineage_extra["validation_predictions"], predictions)
         run_id = await run.drain()  # the run is complete (and named on the job) before the job ends
         record = ModelRecord(
             id=model_id, job_id=job.id, dataset_id=job.dataset_id or "", target=spec.get("target") or "",
@@ -309,7 +316,7 @@ class TrainingRunner:
             lineage={"dataset": spec.get("dataset_display", ""), "dataset_id": job.dataset_id,
                      "feature_plan": result.get("feature_plan", {}), "seed": spec.get("seed"),
                      "library": result.get("library", ""), "stop_reason": result.get("stop_reason", ""),
-                     "fold_metrics": result.get("fold_metrics", [])},
+                     "fold_metrics": result.get("fold_metrics", []), **lineage_extra},
             mlflow_run_id=run_id, iterations=result.get("iterations", 0),
             best_iteration=result.get("best_iteration", 0), training_row_count=result.get("training_row_count", 0),
             fit_time_seconds=result.get("fit_time_seconds", 0.0), device=device, study_id=job.study_id,
@@ -321,17 +328,20 @@ class TrainingRunner:
                 await self._jobs.finish(job.id, self._worker_id, "SUCCEEDED", metrics=metrics,
                                         outputs=[f"models/{model_id}"], conn=conn)
         except InvalidTransition as exc:
-            with contextlib.suppress(Exception):
-                await self._artifacts.delete(key)
+            await self._discard(key, *lineage_extra.values())
             raise LeaseLost(str(exc)) from None
         except BaseException:
-            with contextlib.suppress(Exception):
-                await self._artifacts.delete(key)
+            await self._discard(key, *lineage_extra.values())
             raise
         score = metrics.get(result.get("metric", ""))
         summary = f"model models/{model_id}" + (f", {result['metric']} = {score:.4g}" if score is not None else "")
         await events.state("SUCCEEDED", summary, 1.0)  # right after the row: a stream opened now must see it
         return f"succeeded: models/{model_id}"
+
+    async def _discard(self, *keys: str) -> None:
+        for key in keys:
+            with contextlib.suppress(Exception):
+                await self._artifacts.delete(key)
 
     async def _end(self, job: JobRecord, state: str, error: str, events: _EventWriter, run: _RunLog) -> str:
         if run.unlogged:

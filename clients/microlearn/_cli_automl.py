@@ -53,6 +53,9 @@ def automl(
     parallelism: Annotated[int, typer.Option("--parallelism", min=0, max=256,
                                              help="Trials running at once (0: the server's default, 4).")] = 0,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed for splits and sampling.")] = None,
+    ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble",
+                                           help="Combine the best trials into a weighted ensemble when it "
+                                                "beats the best single model.")] = True,
     json_output: JsonOption = False,
     address: AddressOption = None,
     token: TokenOption = None,
@@ -71,7 +74,7 @@ def automl(
         study_budget = max(_MIN_STUDY_SECONDS, math.floor(left))
         study = ml.start_study(dataset.name, target, time_budget=study_budget, metric=metric,
                                candidates=candidates or (), parallelism=parallelism, seed=seed,
-                               labels={"source": "automl"})
+                               labels={"source": "automl"}, ensemble=ensemble)
         _say(json_output, f"{study.name}: {study.spec.metric} ({'higher' if study.spec.direction == 2 else 'lower'}"
                           f" is better) over {', '.join(study.spec.candidates)} for {study_budget} s")
         done = ml.wait_study(study.name, timeout=study_budget * 1.5 + 30, poll=0.25)
@@ -90,7 +93,9 @@ def automl(
             base.print_json({
                 "study": done.name, "dataset": dataset.name, "task": done.spec.task, "metric": done.spec.metric,
                 "best_model": done.best_model, "best_score": done.best_trial.score,
-                "best_estimator": done.best_trial.estimator, "elapsed_seconds": round(elapsed, 3),
+                "best_estimator": done.best_trial.estimator, "ensemble_model": done.ensemble_model or None,
+                "ensemble_score": done.ensemble_score if done.ensemble_model else None,
+                "elapsed_seconds": round(elapsed, 3),
                 "predictions": str(written) if written else None,
                 "deployment": getattr(deployment, "name", None),
                 "leaderboard": [{"rank": t.rank, "trial": t.number, "estimator": t.estimator, "score": t.score,
@@ -99,8 +104,13 @@ def automl(
             })
             return
         _leaderboard(done)
-        typer.echo(f"best: {done.best_model} ({done.best_trial.estimator}, {done.spec.metric} = "
-                   f"{done.best_trial.score:.5g}) in {elapsed:.1f} s of {time_budget} s")
+        if done.ensemble_model and done.best_model == done.ensemble_model:
+            typer.echo(f"best: {done.best_model} (ensemble, {done.spec.metric} = {done.ensemble_score:.5g}; best "
+                       f"single trial {done.best_trial.estimator} {done.best_trial.score:.5g}) in {elapsed:.1f} s "
+                       f"of {time_budget} s")
+        else:
+            typer.echo(f"best: {done.best_model} ({done.best_trial.estimator}, {done.spec.metric} = "
+                       f"{done.best_trial.score:.5g}) in {elapsed:.1f} s of {time_budget} s")
         if written:
             typer.echo(f"predictions: {written}")
         if deployment is not None:

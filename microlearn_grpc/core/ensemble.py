@@ -62,6 +62,15 @@ class EnsembleModel(ManifestView):
         self.members = members
         self.weights = np.asarray(weights, dtype=np.float64)
 
+    def transform(self, frame: Any) -> Any:
+        """Members transform for themselves: what a caller transforms first is the raw frame itself."""
+        return frame
+
+    @property
+    def estimator(self) -> Any:
+        """The `estimator` interface of a TrainedModel (predict_proba / predict on `transform`'s output)."""
+        return _Averaged(self)
+
     def predict_proba(self, frame: Any) -> np.ndarray:
         return sum(w * np.asarray(m.predict_proba(frame), dtype=np.float64)
                    for w, m in zip(self.weights, self.members))
@@ -72,3 +81,16 @@ class EnsembleModel(ManifestView):
             values = self.manifest.get("class_values")
             return np.asarray(values, dtype=object)[codes] if values is not None else codes
         return sum(w * np.asarray(m.predict(frame), dtype=np.float64) for w, m in zip(self.weights, self.members))
+
+
+class _Averaged:
+    def __init__(self, model: EnsembleModel) -> None:
+        self._model = model
+
+    def predict_proba(self, frame: Any) -> np.ndarray:
+        return self._model.predict_proba(frame)
+
+    def predict(self, frame: Any) -> np.ndarray:
+        if self._model.task in ("binary", "multiclass"):
+            return np.argmax(self._model.predict_proba(frame), axis=1)
+        return self._model.predict(frame)

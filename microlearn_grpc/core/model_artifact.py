@@ -133,6 +133,8 @@ class TrainedModel(ManifestView):
         if manifest.get("format_version") != FORMAT_VERSION:
             raise ArtifactVerificationError(f"model format version {manifest.get('format_version')} is not "
                                             f"supported by this MicroLearn (it reads {FORMAT_VERSION})")
+        if manifest.get("format") == ENSEMBLE:
+            return _load_ensemble(directory, manifest)
         with (directory / PREPROCESSOR).open("rb") as handle:
             preprocessor = pickle.load(handle)  # noqa: S301 - verified by SHA-256 + HMAC before this point
         return cls(manifest=manifest, preprocessor=preprocessor, estimator=load_estimator(directory))
@@ -165,3 +167,40 @@ class TrainedModel(ManifestView):
         """Class probabilities, columns in the order of `class_labels`."""
         return self.estimator.predict_proba(self.transform(frame))
 
+
+# -- ensembles -------------------------------------------------------------------------------------------
+# An ensemble artifact holds its members' own (signed) artifacts as `member-{id}.tar` next to its
+# manifest (artifacts are flat), their SHA-256 and weights in the manifest; the ensemble's tar is signed
+# as a whole, so verifying it covers the members.
+
+ENSEMBLE = "ensemble"
+
+
+def write_ensemble(directory: Path, manifest: dict[str, Any], members: list[tuple[str, Path, str, float]]) -> None:
+    """Lay out an ensemble: `members` are (model id, packed artifact, its SHA-256, weight)."""
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for model_id, tar, sha256, weight in members:
+        name = f"member-{model_id}.tar"
+        shutil.copyfile(tar, directory / name)
+        entries.append({"model": model_id, "file": name, "sha256": sha256, "weight": weight})
+    write_manifest(directory, {**manifest, "format": ENSEMBLE, "members": entries})
+
+
+def _load_ensemble(directory: Path, manifest: dict[str, Any]) -> Any:
+    from microlearn_grpc.core.ensemble import EnsembleModel
+
+    members, weights = [], []
+    for entry in manifest["members"]:
+        tar = directory / Path(entry["file"]).name
+        verify_file(tar, None, entry["sha256"], None)
+        unpacked = directory / f"unpacked-{entry['model']}"  # inside the caller's scratch directory
+        unpacked.mkdir()
+        unpack(tar, unpacked)
+        members.append(TrainedModel.load_dir(unpacked))
+        weights.append(float(entry["weight"]))
+    if members and "class_values" not in manifest:
+        manifest = {**manifest, "class_values": members[0].manifest.get("class_values")}
+    return EnsembleModel(manifest, members, weights)

@@ -173,6 +173,7 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
         return score(model, X, y_true)
 
     fold_metrics: list[dict[str, float]] = []
+    out_of_fold: list[tuple[Any, dict[str, Any]]] = []  # (row positions, predictions) of every validated row
     best_iterations: list[int] = []
     val_frame = None
     if request.get("validation_dataset_path"):
@@ -222,8 +223,10 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
                 Xv = pre.transform(frame.iloc[val_idx])
                 model = make()
                 _fit(model, Xt, y[train_idx], Xv, y[val_idx], reporter, early_stopping, span, report_steps=False)
-                values = score(model, Xv, y[val_idx])
+                fold_predictions = predictions(model, Xv)
+                values = score(model, Xv, y[val_idx], fold_predictions)
                 fold_metrics.append(values)
+                out_of_fold.append((val_idx, fold_predictions))
                 reporter.metrics(index + 1, {f"fold_{k}": v for k, v in values.items()}, span[1])
                 if model.best_iteration_ or model.n_iterations_:
                     best_iterations.append(int(model.best_iteration_ or model.n_iterations_))
@@ -255,6 +258,7 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             _fit(model, Xt, y_train, Xv, y_val, reporter, early_stopping, (0.05, 0.9),
                  val_metric=_validation_metric(metric_lib, task, metric, len(y_val), n_classes))
             validation_predictions = predictions(model, Xv, getattr(model, "validation_predictions_", None))
+            out_of_fold.append((val_idx if splits is not None else None, validation_predictions))
             final_metrics = score(model, Xv, y_val, validation_predictions)
             metrics_std = {}
             train_metrics = score_training_rows(model, Xt, y_train)
@@ -263,6 +267,8 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             train_rows = len(train_frame)
 
     reporter.progress(0.95)
+    if request.get("predictions_path") and out_of_fold and y is not None:
+        _save_predictions(Path(request["predictions_path"]), out_of_fold, y if val_frame is None else val_y)
     output = Path(request["output_dir"])
     feature_schema = _feature_schema(plan, profile, frame)
     _write_artifact(output, request, plan, preprocessor, model, feature_schema, class_values)
@@ -289,6 +295,18 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     if model.stop_reason_ == "cancelled" or reporter.cancelled():
         raise Cancelled()
     return result
+
+
+def _save_predictions(path: Path, parts: list[tuple[Any, dict[str, Any]]], y: Any) -> None:
+    """The validation (or out-of-fold) predictions of every validated row, with the row positions and the
+    encoded truth, for ensembles built from several trials' predictions of the same rows."""
+    import numpy as np
+
+    index = np.concatenate([np.arange(len(y)) if rows is None else np.asarray(rows) for rows, _ in parts])
+    values = np.concatenate([np.asarray(p["proba"] if p["proba"] is not None else p["y_pred"], dtype=np.float64)
+                             for _, p in parts])
+    order = np.argsort(index, kind="stable")
+    np.savez_compressed(path, index=index[order], values=values[order], y=np.asarray(y)[index[order]])
 
 
 def _fit(model: Any, X: Any, y: Any, X_val: Any, y_val: Any, reporter: Reporter, early_stopping: Any,

@@ -218,15 +218,19 @@ class StudyService:
         members = int(spec.get("ensemble_max_members") or 0)
         if members and not 2 <= members <= MAX_MEMBERS:
             raise _bad("spec.ensemble_max_members", f"must be 2-{MAX_MEMBERS} (0 means {DEFAULT_MEMBERS})")
-        for option in ("ensemble", "refit"):
-            if spec.get(option):
-                raise errors.Unimplemented(f"spec.{option}: not built in this MicroLearn version yet (the study's "
-                                           "result is the best trial's own model); leave it false")
+        if spec.get("refit"):
+            raise errors.Unimplemented("spec.refit: not built in this MicroLearn version yet (validate with k-fold "
+                                       "to get models refit on all rows); leave it false")
         sampler, pruner = spec.get("sampler") or "tpe", spec.get("pruner") or "median"
         if sampler not in SAMPLERS:
             raise _bad("spec.sampler", f"must be one of {', '.join(SAMPLERS)}")
         if pruner not in PRUNERS:
             raise _bad("spec.pruner", f"must be one of {', '.join(PRUNERS)}")
+        # Unset validation follows SelectModels: 5-fold below 5,000 rows (a steadier score to search on, and
+        # models refit on every row), a 20% holdout above.
+        validation = spec.get("validation") or (
+            {"method": "kfold", "folds": selection.validation["folds"]}
+            if selection.validation["method"] == "k_fold" else {"method": "holdout", "fraction": 0.2})
         early = spec.get("early_stopping")
         if early is None:
             early = {"enabled": True, "patience": 10}
@@ -263,7 +267,7 @@ class StudyService:
             cls = get_estimator(name)
             await self._training.resolve_spec(self.trial_spec({
                 "dataset": record.resource_name, "target": target, "task": task, "metric": metric,
-                "validation": spec.get("validation") or {}, "max_iterations": int(spec.get("max_iterations") or 0),
+                "validation": validation, "max_iterations": int(spec.get("max_iterations") or 0),
                 "early_stopping": early, "seed": int(seed), "use_gpu": use_gpu,
                 "balance_classes": bool(spec.get("balance_classes")), "feature_columns": spec.get("feature_columns"),
                 "ignore_columns": spec.get("ignore_columns"), "experiment_name": spec.get("experiment_name") or "",
@@ -277,7 +281,7 @@ class StudyService:
             "max_candidates": max_candidates or DEFAULT_CANDIDATES, "metric": metric, "direction": direction,
             "budget": {"time_budget_seconds": seconds, "max_trials": max_trials,
                        "trial_timeout_seconds": trial_timeout, "max_trials_without_improvement": patience},
-            "parallelism": parallelism or DEFAULT_PARALLELISM, "validation": spec.get("validation") or {},
+            "parallelism": parallelism or DEFAULT_PARALLELISM, "validation": validation,
             "seed": int(seed), "ensemble": bool(spec.get("ensemble")),
             "ensemble_max_members": members or DEFAULT_MEMBERS, "refit": bool(spec.get("refit")),
             "sampler": sampler, "pruner": pruner, "search_spaces": spaces,

@@ -406,6 +406,8 @@ class TrainingService:
             raise errors.NotFound(f"model {name} does not exist")
         if not await self._models.artifact_in_use(deleted.artifact_key):
             await self._artifacts.delete(deleted.artifact_key)
+        if deleted.lineage.get("validation_predictions"):
+            await self._artifacts.delete(deleted.lineage["validation_predictions"])
         return deleted
 
     async def download(self, name: str, offset: int, chunk_size: int = 1 << 20,

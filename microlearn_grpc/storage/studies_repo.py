@@ -176,6 +176,10 @@ class StudyRepository:
             study_id, state, error, best_model_id)
         return _load(StudyRecord, row) if row else None
 
+    async def set_ensemble(self, study_id: str, model_id: str | None, score: float | None) -> None:
+        await self._pool.execute("UPDATE studies SET ensemble_model_id = $2, ensemble_score = $3 WHERE id = $1",
+                                 study_id, model_id, score)
+
     async def set_mlflow_run(self, study_id: str, run_id: str) -> None:
         await self._pool.execute("UPDATE studies SET mlflow_run_id = $2 WHERE id = $1", study_id, run_id)
 

@@ -4,6 +4,7 @@ survive the loss of their coordinator's worker, and refuse every invalid spec.""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -181,7 +182,6 @@ def test_get_best_trial_before_any_completes(hpo, data):
     ({"search_spaces": {"lightgbm_classifier": common_pb2.SearchSpace(parameters=[common_pb2.ParameterSpec(
         name="no_such", int_distribution=common_pb2.IntDistribution(low=1, high=3, step=1))])}},
      grpc.StatusCode.INVALID_ARGUMENT, "no_such"),
-    ({"ensemble": True}, grpc.StatusCode.UNIMPLEMENTED, "spec.ensemble"),
     ({"refit": True}, grpc.StatusCode.UNIMPLEMENTED, "spec.refit"),
     ({"task": common_pb2.TASK_TYPE_REGRESSION, "candidates": ["lightgbm_classifier"]},
      grpc.StatusCode.INVALID_ARGUMENT, "spec.candidates"),
@@ -247,3 +247,38 @@ def test_killing_the_coordinators_worker_neither_loses_nor_hangs_the_study(hpo, 
         assert left == 0
     finally:
         assert replacement[0].poll() is None
+
+
+def test_ensemble_of_the_best_trials_becomes_the_result_when_it_beats_them(hpo, channel, data):
+    from microlearn import Client
+
+    study = start(hpo, dataset=data["cancer"].name, target="target", budget={"time_budget_seconds": 25},
+                  candidates=["logistic_regression", "lightgbm_classifier", "gaussian_nb", "extra_trees_classifier"],
+                  parallelism=4, seed=11, ensemble=True, ensemble_max_members=3,
+                  validation=common_pb2.ValidationStrategy(k_fold=common_pb2.KFoldValidation(folds=5)))
+    done = wait(hpo, study.name)
+    assert done.state == ST.STUDY_STATE_SUCCEEDED, done.error
+    assert done.spec.validation.k_fold.folds == 5
+    complete = [t for t in done.leaderboard if t.state == hpo_pb2.TRIAL_STATE_COMPLETE]
+    logs = [e.event.log.message for e in hpo.StreamStudyEvents(hpo_pb2.StreamStudyEventsRequest(
+        name=done.name, replay_only=True), metadata=AUTH, timeout=30) if e.event.WhichOneof("payload") == "log"]
+    assert done.ensemble_score > 0, logs
+    if done.ensemble_model:
+        assert done.best_model == done.ensemble_model and complete
+        # Compared on the same pooled out-of-fold predictions (a trial's leaderboard score is the mean
+        # over folds, which differs slightly): "ensemble of N trials: roc_auc X (best trial Y)".
+        line = next(m for m in logs if m.startswith("ensemble of "))
+        ensemble_score, best_single = (float(v) for v in re.findall(r"roc_auc ([0-9.]+) \(best trial ([0-9.]+)", line)[0])
+        assert ensemble_score > best_single and abs(ensemble_score - done.ensemble_score) < 1e-4
+        trainer = trainer_pb2_grpc.TrainerServiceStub(channel)
+        model = trainer.GetModel(trainer_pb2.GetModelRequest(name=done.ensemble_model), metadata=AUTH).model
+        assert model.format == common_pb2.MODEL_FORMAT_ENSEMBLE and model.study == done.name
+        frame = load_breast_cancer(as_frame=True).frame
+        with Client(channel=channel, token=TOKEN) as ml:
+            loaded = ml.load_model(done.ensemble_model)
+        proba = loaded.predict_proba(frame.drop(columns=["target"]))
+        assert proba.shape == (len(frame), 2) and abs(proba.sum(axis=1) - 1).max() < 1e-6
+        assert (loaded.predict(frame.drop(columns=["target"])).astype(int) == frame["target"]).mean() > 0.95
+    else:  # the best single trial stays the result, and the log says why
+        assert done.best_model == done.best_trial.model
+        assert any("does not beat the best trial" in m for m in logs), logs
