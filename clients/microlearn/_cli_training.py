@@ -510,6 +510,37 @@ def models_show(
     _print_model(model)
 
 
+@models_app.command("compare")
+def models_compare(
+    names: Annotated[list[str], typer.Argument(help="2-50 models: models/ID or ID.")],
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Only this metric, repeatable "
+                                                                               "(default: all recorded).")] = None,
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Compare models side by side: metrics (± std over folds), fit time, size; * marks the best per metric.
+
+    Example: microlearn models compare models/mdl-3f2a models/mdl-9c1d -m roc_auc -m log_loss
+    """
+    from google.protobuf import json_format
+
+    with base.connect(address, token) as client:
+        table = client.compare_models(names, metric or ())
+    if json_output:
+        base.print_json(json_format.MessageToDict(table, preserving_proto_field_name=True))
+        return
+
+    def cell(row, name: str) -> str:
+        if name not in row.metrics:
+            return "-"
+        text = f"{row.metrics[name]:.4g}" + (f"±{row.metrics_std[name]:.2g}" if name in row.metrics_std else "")
+        return text + ("*" if table.best.get(name) == row.model else "")
+    base.table(["RANK", "MODEL", "ESTIMATOR", *table.metrics, "FIT S", "SIZE"],
+               [[row.rank or "", row.model, row.estimator, *(cell(row, m) for m in table.metrics),
+                 f"{row.fit_time_seconds:.2f}", base.size(row.size_bytes)] for row in table.rows])
+
+
 @models_app.command("download")
 def models_download(
     name: Annotated[str, typer.Argument(help="The model: models/ID or ID.")],

@@ -417,6 +417,14 @@ class Client(DeployMixin, StudyMixin):
         response = self._call(self._trainer.GetModel, trainer_pb2.GetModelRequest(name=name))
         return Model.from_proto(response.model)
 
+    def compare_models(self, models: Sequence[str | Model], metrics: Sequence[str] = ()) -> Any:
+        """Side by side: the models' validation metrics (± std over folds), fit time, size, the best model per
+        metric and each model's rank on the first metric column (a `CompareModelsResponse`; `rows` are in
+        the order given)."""
+        names = [m.name if isinstance(m, Model) else m for m in models]
+        request = trainer_pb2.CompareModelsRequest(models=names, metrics=list(metrics))
+        return self._call(self._trainer.CompareModels, request)
+
     def delete_model(self, name: str) -> str:
         """Deletes a model and its artifact; returns its name. FailedPrecondition while deployed."""
         return self._call(self._trainer.DeleteModel, trainer_pb2.DeleteModelRequest(name=name)).name

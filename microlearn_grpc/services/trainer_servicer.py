@@ -134,6 +134,8 @@ def model_to_proto(model: ModelRecord, *, with_schema: bool = True) -> trainer_p
         labels=model.labels)
     for key, value in model.hyperparameters.items():
         message.hyperparameters.values[key].CopyFrom(_value(value))
+    for member in model.lineage.get("members") or []:  # an ensemble's members
+        message.ensemble_members.add(model=member["model"], weight=member["weight"])
     if with_schema:
         for column in model.feature_schema:
             message.feature_schema.columns.add(
@@ -223,3 +225,17 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             size_bytes=model.size_bytes, sha256=model.sha256, offset=request.offset))
         async for block in chunks:
             yield trainer_pb2.DownloadModelResponse(chunk=block)
+
+    @translate_errors
+    async def CompareModels(self, request, context):
+        table = await self._service.compare_models(list(request.models), list(request.metrics))
+        columns = table["metrics"]
+        return trainer_pb2.CompareModelsResponse(
+            task=TASK_TYPES[table["task"]], metrics=columns, best=table["best"],
+            rows=[trainer_pb2.ModelComparisonRow(
+                model=m.resource_name, estimator=m.estimator, dataset=f"datasets/{m.dataset_id}",
+                metrics={k: v for k, v in m.metrics.items() if k in columns},
+                metrics_std={k: v for k, v in m.metrics_std.items() if k in columns},
+                fit_time_seconds=m.fit_time_seconds, size_bytes=m.size_bytes,
+                study=f"studies/{m.study_id}" if m.study_id else "", rank=table["ranks"].get(m.id, 0))
+                for m in table["models"]])

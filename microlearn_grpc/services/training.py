@@ -32,6 +32,7 @@ from microlearn_grpc.storage.models_repo import ModelRecord, ModelRepository
 log = logging.getLogger(__name__)
 
 MAX_ITERATIONS = 1_000_000
+MAX_COMPARED = 50
 MAX_LABELS = 64
 MAX_LABEL_CHARS = 63
 MAX_REQUEST_ID = 128
@@ -376,6 +377,46 @@ class TrainingService:
         if model is None:
             raise errors.NotFound(f"model {name} does not exist")
         return model
+
+    async def compare_models(self, names: list[str], metrics: list[str]) -> dict[str, Any]:
+        """CompareModels: the models' metric table (rows in request order), the metric columns, the best
+        model per metric and each row's rank on the first column."""
+        from microlearn_grpc.core import metrics as metric_lib
+
+        if not 2 <= len(names) <= MAX_COMPARED:
+            raise _bad("models", f"give 2-{MAX_COMPARED} models, got {len(names)}")
+        ids = [model_id_of(name, "models") for name in names]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise _bad("models", f"models/{repeated[0]} is listed twice")
+        models = [await self.get_model(f"models/{i}") for i in ids]
+        tasks = sorted({m.task for m in models})
+        if len(tasks) > 1:
+            raise _bad("models", f"models of different tasks cannot be compared ({', '.join(tasks)})")
+        recorded = list(dict.fromkeys(name for m in models for name in m.metrics))
+        if metrics:
+            unknown = [m for m in metrics if m not in recorded]
+            if unknown:
+                raise _bad("metrics", f"no compared model recorded {unknown[0]!r}; they recorded: "
+                                      f"{', '.join(recorded) or 'nothing'}")
+            columns = list(dict.fromkeys(metrics))
+        else:
+            shared = {m.metric for m in models}
+            first = [shared.pop()] if len(shared) == 1 and next(iter(shared)) in recorded else []
+            columns = first + [name for name in recorded if name not in first]
+        best: dict[str, str] = {}
+        for column in columns:
+            have = [m for m in models if column in m.metrics]
+            if have:
+                pick = max if metric_lib.direction(column) == "maximize" else min
+                best[column] = pick(have, key=lambda m: m.metrics[column]).resource_name
+        ranks: dict[str, int] = {}
+        if columns:
+            first = columns[0]
+            ordered = sorted((m for m in models if first in m.metrics), key=lambda m: m.metrics[first],
+                             reverse=metric_lib.direction(first) == "maximize")
+            ranks = {m.id: i for i, m in enumerate(ordered, start=1)}
+        return {"task": tasks[0], "metrics": columns, "models": models, "best": best, "ranks": ranks}
 
     async def list_models(self, *, page_size: int, page_token: str, dataset: str, estimator: str, task: str | None,
                           study: str, labels: dict[str, str], order_by: str) -> Page:

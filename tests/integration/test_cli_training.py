@@ -23,7 +23,8 @@ pytestmark = pytest.mark.integration
 ESTIMATOR = "hist_gradient_boosting_classifier"
 RUN = uuid.uuid4().hex[:8]
 COMMANDS = [("train",), ("jobs", "list"), ("jobs", "show"), ("jobs", "cancel"), ("jobs", "events"),
-            ("models", "list"), ("models", "show"), ("models", "download"), ("models", "delete")]
+            ("models", "list"), ("models", "show"), ("models", "download"), ("models", "delete"),
+            ("models", "compare")]
 
 
 def app() -> typer.Typer:

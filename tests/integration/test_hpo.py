@@ -282,3 +282,34 @@ def test_ensemble_of_the_best_trials_becomes_the_result_when_it_beats_them(hpo, 
     else:  # the best single trial stays the result, and the log says why
         assert done.best_model == done.best_trial.model
         assert any("does not beat the best trial" in m for m in logs), logs
+
+
+def test_compare_models_side_by_side(hpo, channel, data):
+    trainer = trainer_pb2_grpc.TrainerServiceStub(channel)
+    study = start(hpo, dataset=data["cancer"].name, target="target", budget={"max_trials": 3},
+                  candidates=["logistic_regression", "gaussian_nb", "decision_tree_classifier"], seed=5)
+    done = wait(hpo, study.name)
+    models = [t.model for t in sorted(done.leaderboard, key=lambda t: t.number) if t.model]
+    assert len(models) == 3
+    table = trainer.CompareModels(trainer_pb2.CompareModelsRequest(models=models), metadata=AUTH)
+    assert table.task == common_pb2.TASK_TYPE_BINARY_CLASSIFICATION
+    assert table.metrics[0] == "roc_auc" and {"accuracy", "log_loss", "f1_macro"} <= set(table.metrics)
+    assert [r.model for r in table.rows] == models, "rows in request order"
+    assert sorted(r.rank for r in table.rows) == [1, 2, 3]
+    best = max(table.rows, key=lambda r: r.metrics["roc_auc"])
+    assert table.best["roc_auc"] == best.model and best.rank == 1
+    assert table.best["log_loss"] == min(table.rows, key=lambda r: r.metrics["log_loss"]).model, "lower is better"
+    assert all(r.metrics_std["roc_auc"] > 0 for r in table.rows), "5-fold by default on 569 rows"
+    assert all(r.study == done.name and r.fit_time_seconds > 0 and r.size_bytes > 0 for r in table.rows)
+    only = trainer.CompareModels(trainer_pb2.CompareModelsRequest(models=models[:2], metrics=["log_loss"]),
+                                 metadata=AUTH)
+    assert list(only.metrics) == ["log_loss"] and set(only.rows[0].metrics) == {"log_loss"}
+    for request, fragment in ((trainer_pb2.CompareModelsRequest(models=models[:1]), "give 2-50 models"),
+                              (trainer_pb2.CompareModelsRequest(models=[models[0], models[0]]), "listed twice"),
+                              (trainer_pb2.CompareModelsRequest(models=models, metrics=["rmse"]), "'rmse'")):
+        with pytest.raises(grpc.RpcError) as caught:
+            trainer.CompareModels(request, metadata=AUTH)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        trainer.CompareModels(trainer_pb2.CompareModelsRequest(models=[models[0], "models/mdl-nope"]), metadata=AUTH)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

@@ -351,3 +351,66 @@ class DownloadModelResponse(_message.Message):
     metadata: DownloadModelMetadata
     chunk: bytes
     def __init__(self, metadata: _Optional[_Union[DownloadModelMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class CompareModelsRequest(_message.Message):
+    __slots__ = ("models", "metrics")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedScalarFieldContainer[str]
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, models: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CompareModelsResponse(_message.Message):
+    __slots__ = ("task", "metrics", "rows", "best")
+    class BestEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    BEST_FIELD_NUMBER: _ClassVar[int]
+    task: _common_pb2.TaskType
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    rows: _containers.RepeatedCompositeFieldContainer[ModelComparisonRow]
+    best: _containers.ScalarMap[str, str]
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[ModelComparisonRow, _Mapping]]] = ..., best: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ModelComparisonRow(_message.Message):
+    __slots__ = ("model", "estimator", "dataset", "metrics", "metrics_std", "fit_time_seconds", "size_bytes", "study", "rank")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class MetricsStdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATOR_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_STD_FIELD_NUMBER: _ClassVar[int]
+    FIT_TIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STUDY_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    estimator: str
+    dataset: str
+    metrics: _containers.ScalarMap[str, float]
+    metrics_std: _containers.ScalarMap[str, float]
+    fit_time_seconds: float
+    size_bytes: int
+    study: str
+    rank: int
+    def __init__(self, model: _Optional[str] = ..., estimator: _Optional[str] = ..., dataset: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., metrics_std: _Optional[_Mapping[str, float]] = ..., fit_time_seconds: _Optional[float] = ..., size_bytes: _Optional[int] = ..., study: _Optional[str] = ..., rank: _Optional[int] = ...) -> None: ...

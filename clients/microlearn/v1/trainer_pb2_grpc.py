@@ -89,6 +89,11 @@ class TrainerServiceStub:
                 request_serializer=microlearn_dot_v1_dot_trainer__pb2.DownloadModelRequest.SerializeToString,
                 response_deserializer=microlearn_dot_v1_dot_trainer__pb2.DownloadModelResponse.FromString,
                 _registered_method=True)
+        self.CompareModels = channel.unary_unary(
+                '/microlearn.v1.TrainerService/CompareModels',
+                request_serializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsRequest.SerializeToString,
+                response_deserializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServiceServicer:
@@ -178,6 +183,15 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareModels(self, request, context):
+        """Compares trained models side by side: every validation metric each one recorded, with its
+        spread over folds, fit time and size, and which model is best on each metric (by the
+        metric's natural direction). The models must share a task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +239,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.DownloadModel,
                     request_deserializer=microlearn_dot_v1_dot_trainer__pb2.DownloadModelRequest.FromString,
                     response_serializer=microlearn_dot_v1_dot_trainer__pb2.DownloadModelResponse.SerializeToString,
+            ),
+            'CompareModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareModels,
+                    request_deserializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsRequest.FromString,
+                    response_serializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -480,6 +499,33 @@ class TrainerService:
             '/microlearn.v1.TrainerService/DownloadModel',
             microlearn_dot_v1_dot_trainer__pb2.DownloadModelRequest.SerializeToString,
             microlearn_dot_v1_dot_trainer__pb2.DownloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microlearn.v1.TrainerService/CompareModels',
+            microlearn_dot_v1_dot_trainer__pb2.CompareModelsRequest.SerializeToString,
+            microlearn_dot_v1_dot_trainer__pb2.CompareModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
