@@ -240,7 +240,13 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             model = make(refit_iterations)
             _fit(model, X_all, y, None, None, reporter, None, (0.8, 0.95))
             train_metrics = score_training_rows(model, X_all, y)
-            diagnostics = {}
+            # Plot data from the out-of-fold predictions: every row, each predicted by a model that did not see it.
+            rows = np.concatenate([np.asarray(i) for i, _ in out_of_fold])
+            pooled = {key: (None if out_of_fold[0][1][key] is None else
+                            np.concatenate([np.asarray(p[key]) for _, p in out_of_fold])[np.argsort(rows, kind="stable")])
+                      for key in ("proba", "y_pred")}
+            labels = [_label(v) for v in class_values] if class_values is not None else None
+            diagnostics = metric_lib.diagnostics(task, y[np.sort(rows)], **pooled, class_labels=labels, seed=seed)
             train_rows = len(frame)
         else:
             if splits is not None:

@@ -68,6 +68,27 @@ def test_kfold_reports_folds_and_std(messy, tmp_path):
     assert len(result["fold_metrics"]) == 3 and "roc_auc" in result["metrics_std"]
     fold_steps = [m[1] for m in sent if m[0] == "metrics" and "fold_roc_auc" in m[2]]
     assert fold_steps == [1, 2, 3]
+    # Plot data from the out-of-fold predictions: every row counted once.
+    matrix = result["diagnostics"]["confusion_matrix"]["matrix"]
+    assert sum(map(sum, matrix)) == result["training_row_count"]
+    assert "roc_curve" in result["diagnostics"]
+
+
+def test_trials_store_aligned_out_of_fold_and_holdout_predictions(messy, tmp_path):
+    import numpy as np
+
+    path, profile = messy
+    for validation in ({"method": "kfold", "folds": 3}, {"method": "holdout", "fraction": 0.25}):
+        target = tmp_path / f"{validation['method']}.npz"
+        result = fit_model(request(path, profile, "logistic_regression", "binary", tmp_path / validation["method"],
+                                   validation=validation, predictions_path=str(target)), Reporter(send=lambda m: None))
+        with np.load(target) as saved:
+            index, values, y = saved["index"], saved["values"], saved["y"]
+        assert list(index) == sorted(index) and len(set(index)) == len(index)
+        assert values.shape == (len(index), 2) and np.allclose(values.sum(axis=1), 1)
+        expected = result["training_row_count"] if validation["method"] == "kfold" else None
+        assert expected is None or len(index) == expected
+        assert set(np.unique(y)) <= {0, 1}
 
 
 def test_cancel_stops_the_fit(messy, tmp_path):
