@@ -95,7 +95,7 @@ def _study_runner(ctx: dict[str, Any], settings: Any) -> Any:
     study_bus = EventBus(ctx["redis"], prefix=study_events.EVENT_PREFIX, event_type=hpo_pb2.StudyEvent)
     return StudyRunner(settings=settings, pool=ctx["pool"], job_bus=ctx["bus"], study_bus=study_bus,
                        studies=studies, worker_id=ctx["worker_id"], artifacts=ctx["artifacts"],
-                       work_dir=Path(settings.data_dir).resolve() / "work")
+                       work_dir=Path(settings.data_dir).resolve() / "work", tracker=ctx["tracker"])
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

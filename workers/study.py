@@ -48,7 +48,7 @@ class StudyRunner:
     """Runs study coordinator jobs for one worker process."""
 
     def __init__(self, *, settings: Any, pool: asyncpg.Pool, job_bus: EventBus, study_bus: EventBus,
-                 studies: StudyService, worker_id: str, artifacts: Any, work_dir: Path) -> None:
+                 studies: StudyService, worker_id: str, artifacts: Any, work_dir: Path, tracker: Any = None) -> None:
         self._settings = settings
         self._pool = pool
         self._jobs = JobRepository(pool)
@@ -60,6 +60,7 @@ class StudyRunner:
         self._artifacts = artifacts
         self._key = settings.signing_key()
         self._work_dir = work_dir
+        self._tracker = tracker  # microlearn_grpc.tracking.Tracker: the study's parent MLflow run
 
     async def run(self, job_id: str) -> str:
         job = await self._jobs.get(job_id)
@@ -145,6 +146,7 @@ class _Coordinator:
                                                                                 f"{self.r._worker_id}"))
         await self._load_optuna()
         await self._adopt_orphans()
+        await self._open_run()
         done = await self.r._repo.trials(self.study.id, states=["COMPLETE"], order="score",
                                          direction=self.spec["direction"])
         self.best = done[0] if done else None
@@ -202,6 +204,39 @@ class _Coordinator:
                                              params=params)
             else:
                 await asyncio.to_thread(self.optuna.tell, frozen.number, None, optuna.trial.TrialState.FAIL, True)
+
+    async def _open_run(self) -> None:
+        """The study's parent MLflow run (trials' runs are its children); reopened by a resumed coordinator."""
+        tracker = self.r._tracker
+        if tracker is None or not tracker.enabled:
+            return
+        tags = {"microlearn.study_id": self.study.id, "microlearn.study": self.study.resource_name,
+                "microlearn.dataset": self.spec["dataset_display"], "microlearn.task": self.spec["task"],
+                **{f"label.{k}": v for k, v in self.study.labels.items()}}
+        params = {"candidates": ",".join(self.spec["candidates"]), "metric": self.spec["metric"],
+                  "direction": self.spec["direction"], "seed": self.spec["seed"], "sampler": self.spec["sampler"],
+                  "pruner": self.spec["pruner"], "parallelism": self.spec["parallelism"],
+                  "time_budget_seconds": self.spec["budget"]["time_budget_seconds"],
+                  "max_trials": self.spec["budget"]["max_trials"], "ensemble": self.spec["ensemble"]}
+        run_id = await tracker.call(tracker.start_run, self.spec.get("experiment_name") or "",
+                                    f"study {self.study.display_name}", tags, params, self.study.mlflow_run_id)
+        if run_id and run_id != self.study.mlflow_run_id:
+            await self.r._repo.set_mlflow_run(self.study.id, run_id)
+            self.study.mlflow_run_id = run_id
+
+    async def _close_run(self, state: str) -> None:
+        tracker, run_id = self.r._tracker, self.study.mlflow_run_id
+        if tracker is None or not tracker.enabled or not run_id:
+            return
+        counts = await self.r._repo.trial_counts(self.study.id)
+        points = [(f"trials_{k.lower()}", float(v), 0) for k, v in counts.items()]
+        if self.best is not None and self.best.score is not None:
+            points.append((f"best_{self.spec['metric']}", float(self.best.score), 0))
+        current = await self.r._repo.get(self.study.id)
+        if current is not None and current.ensemble_score is not None:
+            points.append((f"ensemble_{self.spec['metric']}", float(current.ensemble_score), 0))
+        await tracker.call(tracker.log_metrics, run_id, points)
+        await tracker.call(tracker.end_run, run_id, "FINISHED" if state == "SUCCEEDED" else "FAILED")
 
     def _request_id(self, number: int) -> str:
         return f"{self.study.id}-trial-{number}"
@@ -309,7 +344,7 @@ class _Coordinator:
                 job, _ = await self.r._studies._training.start(
                     self.r._studies.trial_spec(self.spec, estimator, params, timeout),
                     self._request_id(trial.number), kind="trial", study_id=self.study.id,
-                    extra={"trial_number": trial.number})
+                    extra={"trial_number": trial.number, "mlflow_parent_run_id": self.study.mlflow_run_id or ""})
             except Exception as exc:  # noqa: BLE001 - a configuration the trainer refuses fails as a trial
                 import optuna
 
@@ -487,6 +522,10 @@ class _Coordinator:
                                           best_model_id=ensemble_id or (self.best.model_id if self.best else None))
         if ended is not None:
             await self.publish(study_events.state_event(self.study.id, state, message, 1.0))
+        try:
+            await self._close_run(state)
+        except Exception:  # noqa: BLE001 - tracking is a record, not the result
+            log.warning("study %s: closing its MLflow run failed", self.study.id, exc_info=True)
         return f"{state.lower()}: {message}"
 
     def _progress(self) -> float:

@@ -366,6 +366,9 @@ class TrainingRunner:
                 "microlearn.dataset_id": job.dataset_id or "", "microlearn.dataset": spec.get("dataset_display", ""),
                 "microlearn.estimator": spec["estimator"], "microlearn.task": spec["task"],
                 "microlearn.attempt": str(job.attempt), **{f"label.{k}": v for k, v in job.labels.items()}}
+        if spec.get("mlflow_parent_run_id"):  # a study's trial: a child of the study's run in the MLflow UI
+            tags.update({"mlflow.parentRunId": spec["mlflow_parent_run_id"], "microlearn.study_id": job.study_id or "",
+                         "microlearn.trial_number": str(spec.get("trial_number", ""))})
         params = {**{f"hp.{k}": v for k, v in (spec.get("hyperparameters") or {}).items()},
                   "estimator": spec["estimator"], "target": spec.get("target", ""), "task": spec["task"],
                   "metric": spec.get("metric", ""), "seed": spec.get("seed"),

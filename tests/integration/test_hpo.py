@@ -59,7 +59,7 @@ def wait(hpo, name: str, timeout: float = 120) -> hpo_pb2.Study:
     raise AssertionError(f"{name} did not end within {timeout} s: {study}")
 
 
-def test_study_searches_within_its_budget_on_both_workers(hpo, channel, data, backends):
+def test_study_searches_within_its_budget_on_both_workers(hpo, channel, data, backends, platform):
     budget = 20
     began = time.monotonic()
     study = start(hpo, dataset=data["cancer"].name, target="target", budget={"time_budget_seconds": budget},
@@ -102,6 +102,14 @@ def test_study_searches_within_its_budget_on_both_workers(hpo, channel, data, ba
     assert kinds[0] == "state_change" and kinds[-1] == "state_change"
     assert late[-1].state_change.state == ST.STUDY_STATE_SUCCEEDED
     assert {"trial_started", "trial_completed", "new_best_trial"} <= set(kinds)
+    from mlflow.tracking import MlflowClient
+
+    tracking = MlflowClient(tracking_uri=platform.settings.mlflow_uri)
+    parent = tracking.get_run(done.mlflow_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["microlearn.study_id"] == done.id
+    assert parent.data.metrics["best_roc_auc"] == pytest.approx(done.best_trial.score)
+    child = tracking.get_run(done.best_trial.mlflow_run_id)
+    assert child.data.tags["mlflow.parentRunId"] == done.mlflow_run_id
     best = hpo.GetBestTrial(hpo_pb2.GetBestTrialRequest(name=done.name), metadata=AUTH)
     assert best.final and best.trial.number == done.best_trial.number
     listed = hpo.ListStudies(hpo_pb2.ListStudiesRequest(labels={"suite": "hpo"}), metadata=AUTH)
