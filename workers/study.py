@@ -238,6 +238,10 @@ class _Coordinator:
         await tracker.call(tracker.log_metrics, run_id, points)
         await tracker.call(tracker.end_run, run_id, "FINISHED" if state == "SUCCEEDED" else "FAILED")
 
+    def _holdout(self) -> bool:
+        """Whether trials validate on a holdout (only those stop gracefully at `stop_at`; k-fold ones are cancelled)."""
+        return (self.spec.get("validation") or {}).get("method", "holdout") != "kfold"
+
     def _request_id(self, number: int) -> str:
         return f"{self.study.id}-trial-{number}"
 
@@ -264,6 +268,8 @@ class _Coordinator:
                     still.append(trial)
             if self.stop_reason is not None and (not still or self._gave_up_waiting(still)):
                 for trial in still:
+                    with contextlib.suppress(Exception):  # its job must not run on for nothing
+                        await self.r._jobs.request_cancel(trial.job_id, f"study {self.study.id} ended")
                     await self._end_trial(trial, "CANCELLED", "the study ended before this trial finished")
                 return await self._finish()
             self.lease.progress = self._progress()
@@ -292,17 +298,34 @@ class _Coordinator:
         if not (current is not None and current.stop_requested):  # StopStudy published its own event
             await self.publish(study_events.state_event(self.study.id, "STOPPING", reason))
 
+    # The end of a time budget, backwards from the deadline D:
+    #   D - 0.2 - ensemble reserve: give up on trials still running (cancelled), then build the ensemble;
+    #   `finish` before that: the search stops starting trials and cancels those that cannot stop
+    #   gracefully, while iterative trials stop themselves (their `stop_at`) and keep their model.
+    def _ensemble_reserve(self) -> float:
+        return min(4.0, 0.05 * self.spec["budget"]["time_budget_seconds"]) if self.spec["ensemble"] else 0.0
+
+    def _give_up_at(self) -> float:
+        return (self.deadline or 0.0) - 0.2 - self._ensemble_reserve()
+
+    def _stop_at(self) -> float:
+        """When the search stops, and iterative trials stop iterating: time left to score and store them."""
+        return self._give_up_at() - min(3.0, 0.05 * self.spec["budget"]["time_budget_seconds"])
+
     def _margin(self) -> float:
-        """How long before the deadline the search stops and cancels what runs, so it ends by the deadline
-        (and, with `ensemble`, has time left to build it)."""
-        budget = self.spec["budget"]["time_budget_seconds"]
-        return min(3.0, 0.05 * budget) + (min(4.0, 0.05 * budget) if self.spec["ensemble"] else 0.0)
+        """How long before the deadline the search stops, so it (and its ensemble) ends by the deadline."""
+        return (self.deadline or 0.0) - self._stop_at()
 
     async def _cancel_if_due(self, active: list[TrialRecord]) -> None:
         by_time = self.stop_reason == "time budget spent"
         if not (by_time or self.cancel_running):
             return
+        from microlearn_grpc.core.estimators import get_estimator
+
         for trial in active:
+            if by_time and not self.cancel_running and get_estimator(trial.estimator).supports_iteration_progress \
+                    and self._holdout() and _now() < self._give_up_at():
+                continue  # it stops at its `stop_at` with the rounds done so far
             if trial.number not in self.cancelled_at:
                 self.cancelled_at[trial.number] = _now()
                 with contextlib.suppress(Exception):
@@ -310,9 +333,7 @@ class _Coordinator:
 
     def _gave_up_waiting(self, still: list[TrialRecord]) -> bool:
         if self.stop_reason == "time budget spent":
-            # What has not ended by now is left behind, cancelled (an ensemble still needs its reserve).
-            reserve = min(4.0, 0.05 * self.spec["budget"]["time_budget_seconds"]) if self.spec["ensemble"] else 0.0
-            return _now() >= (self.deadline or 0) - 0.2 - reserve
+            return _now() >= self._give_up_at()  # what has not ended by now is left behind, cancelled
         if self.cancelled_at:
             return _now() >= max(self.cancelled_at.values()) + _CANCEL_GRACE
         return False
@@ -344,7 +365,8 @@ class _Coordinator:
                 job, _ = await self.r._studies._training.start(
                     self.r._studies.trial_spec(self.spec, estimator, params, timeout),
                     self._request_id(trial.number), kind="trial", study_id=self.study.id,
-                    extra={"trial_number": trial.number, "mlflow_parent_run_id": self.study.mlflow_run_id or ""})
+                    extra={"trial_number": trial.number, "mlflow_parent_run_id": self.study.mlflow_run_id or "",
+                           **({"stop_at": self._stop_at()} if self.deadline is not None else {})})
             except Exception as exc:  # noqa: BLE001 - a configuration the trainer refuses fails as a trial
                 import optuna
 

@@ -261,7 +261,9 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             Xt = preprocessor.fit_transform(train_frame, y_train)
             Xv = preprocessor.transform(valid_frame)
             model = make()
+            # A study's trial stops iterating at `stop_at` and keeps what it has, instead of being cancelled.
             _fit(model, Xt, y_train, Xv, y_val, reporter, early_stopping, (0.05, 0.9),
+                 deadline=float(request["stop_at"]) if request.get("stop_at") else None,
                  val_metric=_validation_metric(metric_lib, task, metric, len(y_val), n_classes))
             validation_predictions = predictions(model, Xv, getattr(model, "validation_predictions_", None))
             out_of_fold.append((val_idx if splits is not None else None, validation_predictions))
@@ -316,7 +318,8 @@ def _save_predictions(path: Path, parts: list[tuple[Any, dict[str, Any]]], y: An
 
 
 def _fit(model: Any, X: Any, y: Any, X_val: Any, y_val: Any, reporter: Reporter, early_stopping: Any,
-         span: tuple[float, float], *, report_steps: bool = True, val_metric: Any = None) -> None:
+         span: tuple[float, float], *, report_steps: bool = True, val_metric: Any = None,
+         deadline: float | None = None) -> None:
     """Fit one model, relaying iterations as progress within `span` and polling for cancellation; with
     `val_metric`, iterative fits add the task metric on the validation rows to their reports."""
     if reporter.cancelled():
@@ -337,12 +340,15 @@ def _fit(model: Any, X: Any, y: Any, X_val: Any, y_val: Any, reporter: Reporter,
         warnings.simplefilter("ignore", category=UserWarning)
         warnings.simplefilter("ignore", category=FutureWarning)
         model.fit(X, y, X_val=X_val, y_val=y_val, on_iteration=on_iteration, early_stopping=early_stopping,
-                  val_metric=val_metric if report_steps else None)
+                  val_metric=val_metric if report_steps else None, deadline=deadline)
     if model.stop_reason_ == "cancelled" or reporter.cancelled():
         raise Cancelled()
     if model.stop_reason_ == "early_stopping":
         reporter.log("INFO", f"early stopping after {model.n_iterations_} iterations "
                              f"(best: {model.best_iteration_ or model.n_iterations_})")
+    elif model.stop_reason_ == "time_limit":
+        reporter.log("INFO", f"stopped at the time limit (its study's deadline) after {model.n_iterations_} "
+                             f"iterations; keeping the model (best: {model.best_iteration_ or model.n_iterations_})")
     reporter.progress(high)
 
 

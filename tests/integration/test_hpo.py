@@ -223,10 +223,11 @@ def test_killing_the_coordinators_worker_neither_loses_nor_hangs_the_study(hpo, 
     import os
     import signal
 
-    budget = 20
+    budget = 30
     study = start(hpo, dataset=data["cancer"].name, target="target", budget={"time_budget_seconds": budget},
-                  candidates=["logistic_regression", "lightgbm_classifier"], parallelism=2, seed=3)
-    deadline = time.monotonic() + 30
+                  candidates=["logistic_regression", "lightgbm_classifier"], parallelism=2, seed=3,
+                  validation=common_pb2.ValidationStrategy(holdout=common_pb2.HoldoutValidation(fraction=0.2)))
+    deadline = time.monotonic() + 25
     while time.monotonic() < deadline:
         row = sql(backends, "SELECT j.worker_id, j.state FROM studies s JOIN jobs j ON j.id = s.coordinator_job_id "
                             "WHERE s.id = $1", study.id)[0]

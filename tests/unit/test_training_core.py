@@ -218,3 +218,18 @@ def test_the_kept_validation_predictions_are_what_the_fitted_model_predicts(esti
     if kept.ndim == 1 and again.ndim == 2:
         kept = np.column_stack([1.0 - kept, kept])
     np.testing.assert_allclose(kept, again, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["lightgbm_classifier", "hist_gradient_boosting_classifier",
+                                       "xgboost_classifier"])
+def test_a_study_deadline_stops_iterating_and_keeps_the_model(messy, tmp_path, estimator):
+    import time
+
+    path, profile = messy
+    sent: list[tuple] = []
+    result = fit_model(request(path, profile, estimator, "binary", tmp_path / "m", max_iterations=100_000,
+                               hyperparameters={"learning_rate": 0.01}, stop_at=time.time() + 1.0),
+                       Reporter(send=sent.append))
+    assert result["stop_reason"] == "time_limit"
+    assert 0 < result["iterations"] < 100_000 and "roc_auc" in result["metrics"]
+    assert any(m[0] == "log" and "time limit" in m[2] for m in sent)

@@ -81,10 +81,13 @@ class ValidationMetric:
 class Progress:
     """Relays per-iteration metrics to the caller and remembers whether it asked to stop."""
 
-    def __init__(self, callback: IterationCallback | None, val_metric: ValidationMetric | None = None):
+    def __init__(self, callback: IterationCallback | None, val_metric: ValidationMetric | None = None,
+                 deadline: float | None = None):
         self._callback = callback
         self.val_metric = val_metric if callback is not None else None
         self.cancelled = False
+        self.deadline = deadline  # time.time() after which an iterative fit stops and keeps what it has
+        self.out_of_time = False
         self.last_step: int | None = None
 
     @property
@@ -98,7 +101,9 @@ class Progress:
         self.last_step = step
         if self._callback is not None and self._callback(step, dict(metrics)) is False:
             self.cancelled = True
-        return not self.cancelled
+        if not self.cancelled and self.deadline is not None and time.time() >= self.deadline:
+            self.out_of_time = True
+        return not (self.cancelled or self.out_of_time)
 
 
 class Estimator(abc.ABC):
@@ -271,9 +276,10 @@ class Estimator(abc.ABC):
 
     def fit(self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None,
             on_iteration: IterationCallback | None = None, early_stopping: EarlyStopping | None = None,
-            val_metric: ValidationMetric | None = None) -> Estimator:
+            val_metric: ValidationMetric | None = None, deadline: float | None = None) -> Estimator:
         """Fit on ``X``/``y``; iterative estimators report each round to ``on_iteration``, adding
-        ``val_metric`` when given and there are validation rows."""
+        ``val_metric`` when given and there are validation rows, and stop at ``deadline`` (a
+        ``time.time()``) with the rounds done so far (``stop_reason_`` "time_limit")."""
         supervised = self.task != CLUSTERING
         if supervised and y is None:
             raise ValueError(f"{self.name} needs a target for task {self.task!r}")
@@ -285,7 +291,7 @@ class Estimator(abc.ABC):
         n_rows, n_features = _shape(X)
         params = self.resolved_params(n_rows, n_features)
         self._check_data(params, n_rows, n_features)
-        progress = Progress(on_iteration, val_metric)
+        progress = Progress(on_iteration, val_metric, deadline)
         self.model_, self.n_iterations_, self.best_iteration_, self.stop_reason_ = None, None, None, None
         started = time.perf_counter()
         model = self._fit(params, X, y, X_val, y_val, progress, early_stopping)

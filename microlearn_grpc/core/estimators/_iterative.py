@@ -66,7 +66,7 @@ class RoundTracker:
             if value is not None:
                 metrics = {**metrics, self.val_metric.name: value}
         if not self.progress.report(step, metrics):
-            self.stop_reason = "cancelled"
+            self.stop_reason = "cancelled" if self.progress.cancelled else "time_limit"
         elif patience_over:
             self.stop_reason = "early_stopping"
         return self.stop_reason is not None

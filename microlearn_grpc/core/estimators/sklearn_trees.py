@@ -206,6 +206,8 @@ class _HistGradientBoosting(SklearnEstimator):
         self.best_iteration_ = self.n_iterations_  # scikit-learn keeps the rounds after the best one
         if progress.cancelled:
             self.stop_reason_ = "cancelled"
+        elif progress.out_of_time:
+            self.stop_reason_ = "time_limit"
         elif model.n_iter_ < total:
             self.stop_reason_ = "early_stopping"
         return model
