@@ -373,11 +373,18 @@ def create_app(channel_factory: ChannelFactory, *, max_upload_bytes: int = DEFAU
                     "(NOT_FOUND→404, INVALID_ARGUMENT→400, FAILED_PRECONDITION→409, UNIMPLEMENTED→501, ...). "
                     "Send the platform token as `Authorization: Bearer TOKEN`; the gRPC server checks it.",
         openapi_tags=[{"name": "datasets", "description": "Upload, inspect, prepare and delete datasets."},
+                      {"name": "selection", "description": "Task detection, candidate models, the estimator registry."},
+                      {"name": "jobs", "description": "Training jobs: start, follow (SSE), cancel."},
+                      {"name": "models", "description": "Trained models: list, inspect, compare, delete."},
+                      {"name": "studies", "description": "Hyperparameter studies: start, follow (SSE), stop."},
                       {"name": "health", "description": "Liveness of the platform behind the gateway."}],
     )
     app.state.backend = gateway_backend
     app.state.max_upload_bytes = max_upload_bytes
     app.include_router(router)
+    from gateway._ml_routes import include as include_ml_routes
+
+    include_ml_routes(app, Auth)  # selection, jobs, models, studies
     app.include_router(health_router)
 
     def openapi() -> dict[str, Any]:
