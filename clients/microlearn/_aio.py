@@ -15,6 +15,7 @@ import grpc.aio
 
 from microlearn import _config, _convert, _jobs, _models
 from microlearn._deploy import AsyncDeployMixin
+from microlearn._studies import AsyncStudyMixin
 from microlearn._client import UploadResult
 from microlearn._errors import translate_rpc_errors
 from microlearn._jobs import AsyncJob, JobEvent
@@ -59,7 +60,7 @@ async def _upload_requests(
         raise
 
 
-class AsyncClient(AsyncDeployMixin):
+class AsyncClient(AsyncDeployMixin, AsyncStudyMixin):
     """An asyncio client for MicroLearn; the same methods as `Client`, as coroutines.
 
     >>> async with AsyncClient() as ml:
@@ -129,6 +130,12 @@ class AsyncClient(AsyncDeployMixin):
             if not response.next_page_token:
                 return found
             request.page_token = response.next_page_token
+
+    async def compare_models(self, models: Sequence[Any], metrics: Sequence[str] = ()) -> Any:
+        """See `Client.compare_models`."""
+        names = [getattr(m, "name", m) for m in models]
+        request = trainer_pb2.CompareModelsRequest(models=names, metrics=list(metrics))
+        return await self._call(self._trainer.CompareModels, request)
 
     async def get_estimator(self, name: str) -> selector_pb2.Estimator:
         """See `Client.get_estimator`."""

@@ -7,7 +7,7 @@ fields are documented in `protos/microlearn/v1/selector.proto` and `hpo.proto`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from microlearn.v1 import common_pb2, hpo_pb2, hpo_pb2_grpc, selector_pb2
@@ -26,6 +26,25 @@ def state_name(study: hpo_pb2.Study) -> str:
     return hpo_pb2.StudyState.Name(study.state).removeprefix("STUDY_STATE_")
 
 
+def _select_request(dataset: str, target: str | None, task: str | None, max_candidates: int,
+                    time_budget: int) -> selector_pb2.SelectModelsRequest:
+    return selector_pb2.SelectModelsRequest(dataset=dataset, target=target or "", task=_TASKS[task] if task else 0,
+                                            max_candidates=max_candidates, time_budget_seconds=time_budget)
+
+
+def _start_request(dataset: str, target: str | None, time_budget: int, max_trials: int, candidates: Sequence[str],
+                   max_candidates: int, metric: str | None, task: str | None, parallelism: int, seed: int | None,
+                   labels: Mapping[str, str] | None, request_id: str,
+                   spec_fields: Mapping[str, Any]) -> hpo_pb2.StartStudyRequest:
+    spec = hpo_pb2.StudySpec(
+        dataset=dataset, target=target or "", task=_TASKS[task] if task else 0, candidates=list(candidates),
+        max_candidates=max_candidates, metric=metric or "", parallelism=parallelism, labels=dict(labels or {}),
+        budget=hpo_pb2.StudyBudget(time_budget_seconds=time_budget, max_trials=max_trials), **spec_fields)
+    if seed is not None:
+        spec.seed = seed
+    return hpo_pb2.StartStudyRequest(spec=spec, request_id=request_id)
+
+
 class StudyMixin:
     """SelectModels and HPOService for `Client` (which supplies `_channel`, `_call` and `_paginate`)."""
 
@@ -41,9 +60,7 @@ class StudyMixin:
     def select_models(self, dataset: str, target: str | None = None, *, task: str | None = None,
                       max_candidates: int = 0, time_budget: int = 0) -> selector_pb2.SelectModelsResponse:
         """The detected task (with why), recommended metric and validation, and ranked candidate estimators."""
-        request = selector_pb2.SelectModelsRequest(dataset=dataset, target=target or "",
-                                                   task=_TASKS[task] if task else 0, max_candidates=max_candidates,
-                                                   time_budget_seconds=time_budget)
+        request = _select_request(dataset, target, task, max_candidates, time_budget)
         return self._call(self._selector.SelectModels, request)  # type: ignore[attr-defined]
 
     def start_study(self, dataset: str, target: str | None = None, *, time_budget: int = 0, max_trials: int = 0,
@@ -54,14 +71,9 @@ class StudyMixin:
         """Starts a search (returns the Study at once, PENDING). `time_budget` is wall-clock seconds;
         with neither it nor `max_trials` the server's default budget applies. Empty `candidates`
         lets the server pick (SelectModels). Other `StudySpec` fields pass as keywords."""
-        spec = hpo_pb2.StudySpec(
-            dataset=dataset, target=target or "", task=_TASKS[task] if task else 0, candidates=list(candidates),
-            max_candidates=max_candidates, metric=metric or "", parallelism=parallelism, labels=dict(labels or {}),
-            budget=hpo_pb2.StudyBudget(time_budget_seconds=time_budget, max_trials=max_trials), **spec_fields)
-        if seed is not None:
-            spec.seed = seed
-        return self._call(self._hpo.StartStudy,  # type: ignore[attr-defined]
-                          hpo_pb2.StartStudyRequest(spec=spec, request_id=request_id)).study
+        request = _start_request(dataset, target, time_budget, max_trials, candidates, max_candidates, metric, task,
+                                 parallelism, seed, labels, request_id, spec_fields)
+        return self._call(self._hpo.StartStudy, request).study  # type: ignore[attr-defined]
 
     def get_study(self, name: str, leaderboard_size: int = 0) -> hpo_pb2.Study:
         """One study with its leaderboard (the top `leaderboard_size` trials; 0 means 50)."""
@@ -106,3 +118,70 @@ class StudyMixin:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"{name} is still {state_name(study)} after {timeout} s")
             time.sleep(poll)
+
+
+class AsyncStudyMixin:
+    """The same for `AsyncClient` (coroutines; events and listings as async iterators)."""
+
+    _channel: Any
+
+    @property
+    def _hpo(self) -> hpo_pb2_grpc.HPOServiceStub:
+        self._stub  # type: ignore[attr-defined]  # opens the channel on first use
+        return hpo_pb2_grpc.HPOServiceStub(self._channel)
+
+    async def select_models(self, dataset: str, target: str | None = None, *, task: str | None = None,
+                            max_candidates: int = 0, time_budget: int = 0) -> selector_pb2.SelectModelsResponse:
+        """See `Client.select_models`."""
+        request = _select_request(dataset, target, task, max_candidates, time_budget)
+        return await self._call(self._selector.SelectModels, request)  # type: ignore[attr-defined]
+
+    async def start_study(self, dataset: str, target: str | None = None, *, time_budget: int = 0,
+                          max_trials: int = 0, candidates: Sequence[str] = (), max_candidates: int = 0,
+                          metric: str | None = None, task: str | None = None, parallelism: int = 0,
+                          seed: int | None = None, labels: Mapping[str, str] | None = None, request_id: str = "",
+                          **spec_fields: Any) -> hpo_pb2.Study:
+        """See `Client.start_study`."""
+        request = _start_request(dataset, target, time_budget, max_trials, candidates, max_candidates, metric, task,
+                                 parallelism, seed, labels, request_id, spec_fields)
+        return (await self._call(self._hpo.StartStudy, request)).study  # type: ignore[attr-defined]
+
+    async def get_study(self, name: str, leaderboard_size: int = 0) -> hpo_pb2.Study:
+        """See `Client.get_study`."""
+        request = hpo_pb2.GetStudyRequest(name=name, leaderboard_size=leaderboard_size)
+        return (await self._call(self._hpo.GetStudy, request)).study  # type: ignore[attr-defined]
+
+    async def stop_study(self, name: str, *, cancel_running: bool = False, reason: str = "") -> hpo_pb2.Study:
+        """See `Client.stop_study`."""
+        request = hpo_pb2.StopStudyRequest(name=name, cancel_running_trials=cancel_running, reason=reason)
+        return (await self._call(self._hpo.StopStudy, request)).study  # type: ignore[attr-defined]
+
+    async def best_trial(self, name: str) -> hpo_pb2.Trial:
+        """See `Client.best_trial`."""
+        request = hpo_pb2.GetBestTrialRequest(name=name)
+        return (await self._call(self._hpo.GetBestTrial, request)).trial  # type: ignore[attr-defined]
+
+    async def study_events(self, name: str, *, after: str = "", replay_only: bool = False,
+                           exclude_trial_reports: bool = False) -> AsyncIterator[hpo_pb2.StudyEvent]:
+        """See `Client.study_events`."""
+        from microlearn._errors import translate_rpc_errors
+
+        request = hpo_pb2.StreamStudyEventsRequest(name=name, after_sequence=after, replay_only=replay_only,
+                                                   exclude_trial_reports=exclude_trial_reports)
+        with translate_rpc_errors():
+            async for response in self._hpo.StreamStudyEvents(request,  # type: ignore[attr-defined]
+                                                              metadata=self._metadata):  # type: ignore[attr-defined]
+                yield response.event
+
+    async def wait_study(self, name: str, timeout: float | None = None, poll: float = 0.5) -> hpo_pb2.Study:
+        """See `Client.wait_study`."""
+        import asyncio
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            study = await self.get_study(name)
+            if is_terminal(study):
+                return study
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{name} is still {state_name(study)} after {timeout} s")
+            await asyncio.sleep(poll)

@@ -322,3 +322,24 @@ def test_compare_models_side_by_side(hpo, channel, data):
     with pytest.raises(grpc.RpcError) as caught:
         trainer.CompareModels(trainer_pb2.CompareModelsRequest(models=[models[0], "models/mdl-nope"]), metadata=AUTH)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_async_sdk_selects_searches_and_compares(platform, data):
+    import asyncio
+
+    from microlearn import AsyncClient
+
+    async def scenario():
+        async with AsyncClient(platform.address, TOKEN) as ml:
+            selected = await ml.select_models(data["cancer"].name, "target", max_candidates=2)
+            assert len(selected.candidates) == 2
+            study = await ml.start_study(data["cancer"].name, "target", max_trials=2,
+                                         candidates=["logistic_regression", "gaussian_nb"], seed=2)
+            done = await ml.wait_study(study.name, timeout=120, poll=0.2)
+            events = [e async for e in ml.study_events(done.name, replay_only=True)]
+            table = await ml.compare_models([t.model for t in done.leaderboard if t.model])
+            return done, events, table
+    done, events, table = asyncio.run(scenario())
+    assert done.state == ST.STUDY_STATE_SUCCEEDED and done.best_model
+    assert events[-1].state_change.state == ST.STUDY_STATE_SUCCEEDED
+    assert len(table.rows) == 2
