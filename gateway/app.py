@@ -437,7 +437,7 @@ def grpc_channel(grpc_address: str, *, insecure: bool = True) -> grpc.aio.Channe
 
 
 def run_gateway(grpc_address: str, host: str = "127.0.0.1", port: int = 8080, *, insecure_grpc: bool = True,
-                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
+                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, metrics_settings: Any = None) -> None:
     """Serves the gateway until SIGINT/SIGTERM; prints `http: HOST:PORT` once listening (port 0 picks one)."""
     import uvicorn
 
@@ -449,6 +449,15 @@ def run_gateway(grpc_address: str, host: str = "127.0.0.1", port: int = 8080, *,
                 print(f"http: {bound_host}:{bound_port}", flush=True)
 
     app = create_app(lambda: grpc_channel(grpc_address, insecure=insecure_grpc), max_upload_bytes=max_upload_bytes)
+    endpoint = None
+    if metrics_settings is not None:  # /metrics on its own port (MICROLEARN_METRICS_PORT), like every process
+        from gateway._metrics import instrument
+        from microlearn_grpc.metrics import endpoint_from_settings, new_registry
+
+        registry = new_registry()
+        instrument(app, registry)
+        endpoint = endpoint_from_settings(metrics_settings, registry, host)
+        print(f"metrics: {endpoint.url if endpoint else 'off'}", flush=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
                             lifespan="on", proxy_headers=False, server_header=False)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the previous
@@ -462,3 +471,5 @@ def run_gateway(grpc_address: str, host: str = "127.0.0.1", port: int = 8080, *,
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+        if endpoint is not None:
+            endpoint.close()

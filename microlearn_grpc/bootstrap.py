@@ -17,8 +17,11 @@ from arq.connections import ArqRedis
 
 from microlearn_grpc.config import ConfigError, Settings
 from microlearn_grpc.core.ingest import IngestLimits
+from microlearn_grpc.metrics import ServerMetrics
+from microlearn_grpc.services.batch_prediction import BatchPredictionService
 from microlearn_grpc.services.datasets import DatasetService
 from microlearn_grpc.services.deploy import DeployService
+from microlearn_grpc.services.inference import InferenceService
 from microlearn_grpc.services.selection import SelectionService
 from microlearn_grpc.services.studies import StudyService
 from microlearn_grpc.services.training import TrainingService
@@ -47,6 +50,9 @@ class Container:
     selection: SelectionService
     deploy: DeployService | None = None
     studies: StudyService | None = None
+    inference: InferenceService | None = None
+    metrics: ServerMetrics | None = None
+    batch_predictions: BatchPredictionService | None = None
 
     async def close(self) -> None:
         if self.deploy is not None:
@@ -106,9 +112,14 @@ async def build(settings: Settings) -> Container:
     training = TrainingService(pool, EventBus(redis_client), queue, datasets, artifacts,
                                max_attempts=settings.max_job_attempts, max_timeout_seconds=settings.job_timeout_seconds,
                                queue_name=settings.queue_name)
+    metrics = ServerMetrics()
+    deploy = build_deploy(settings, pool, artifacts, work_dir, metrics)
     return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets,
                      queue=queue, training=training, selection=SelectionService(datasets, redis_client),
-                     deploy=build_deploy(settings, pool, artifacts, work_dir),
+                     deploy=deploy, inference=InferenceService(deploy), metrics=metrics,
+                     batch_predictions=BatchPredictionService(pool, EventBus(redis_client), queue, datasets, deploy,
+                                                              queue_name=settings.queue_name,
+                                                              max_attempts=settings.max_job_attempts),
                      studies=build_studies(settings, pool, redis_client, training, datasets, queue, warm=True))
 
 
@@ -126,7 +137,8 @@ def build_studies(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis
     return studies
 
 
-def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStore, work_dir: Path) -> DeployService:
+def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStore, work_dir: Path,
+                 metrics: ServerMetrics | None = None) -> DeployService:
     """The serving side: registry, deployments, a model cache and a router (started by the servicer)."""
     from microlearn_grpc.serving.models import ModelCache
     from microlearn_grpc.serving.prediction_log import PredictionLogger
@@ -137,6 +149,9 @@ def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStor
     from microlearn_grpc.storage.registry_repo import RegistryRepository
 
     models, deployments = ModelRepository(pool), DeploymentRepository(pool)
-    router = Router(deployments, ModelCache(models, artifacts, key=settings.signing_key(), work_dir=work_dir))
+    cache = ModelCache(models, artifacts, key=settings.signing_key(), work_dir=work_dir)
+    router = Router(deployments, cache)
     registry = ModelRegistry(RegistryRepository(pool), models, on_change=router.kick)
-    return DeployService(registry, deployments, router, PredictionLogger(deployments))
+    if metrics is not None:
+        metrics.models_loaded.set_function(lambda: len(cache.loaded_ids))
+    return DeployService(registry, deployments, router, PredictionLogger(deployments), metrics=metrics)

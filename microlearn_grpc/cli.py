@@ -64,7 +64,7 @@ def up(
 @app.command()
 def serve(
     service: Optional[list[str]] = typer.Option(None, "--service", "-s",
-                                                help="Service to host (repeatable): dataset, selector, trainer, hpo, deploy. Default: all."),
+                                                help="Service to host (repeatable): dataset, selector, trainer, hpo, deploy, inference. Default: all."),
     host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default MICROLEARN_GRPC_HOST or 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default MICROLEARN_GRPC_PORT or 50051)."),
     insecure_local: bool = typer.Option(False, "--insecure-local", help="Serve without a token (loopback only)."),
@@ -157,7 +157,7 @@ def gateway(
     except ConfigError as exc:
         _fail(str(exc))
     run_gateway(grpc_address or "127.0.0.1:50051", host, settings.http_port,
-                max_upload_bytes=settings.max_upload_bytes)
+                max_upload_bytes=settings.max_upload_bytes, metrics_settings=settings)
 
 
 def _mount_client_commands() -> None:

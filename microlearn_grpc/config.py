@@ -39,6 +39,7 @@ class Settings:
     grpc_host: str = "127.0.0.1"
     grpc_port: int = DEFAULT_GRPC_PORT
     http_port: int = DEFAULT_HTTP_PORT
+    metrics_port: int | None = None  # None: 9100, or a free port when taken; 0: a free port; -1: off
     token: str | None = None
     insecure_local: bool = False
     max_message_bytes: int = 64 * MiB
@@ -154,6 +155,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
+def _metrics_port(env: Mapping[str, str]) -> int | None:
+    raw = env.get("MICROLEARN_METRICS_PORT")
+    if raw is not None and raw.strip().lower() == "off":
+        return -1
+    return _int(env, "MICROLEARN_METRICS_PORT", None, high=65535)  # type: ignore[arg-type]
+
+
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
     raw = env.get(name) or None
     if raw is not None and not raw.startswith(tuple(f"{s}://" for s in schemes)):
@@ -180,6 +188,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         grpc_host=env.get("MICROLEARN_GRPC_HOST") or "127.0.0.1",
         grpc_port=_int(env, "MICROLEARN_GRPC_PORT", DEFAULT_GRPC_PORT, high=65535),
         http_port=_int(env, "MICROLEARN_HTTP_PORT", DEFAULT_HTTP_PORT, high=65535),
+        metrics_port=_metrics_port(env),
         token=env.get("MICROLEARN_TOKEN") or None,
         insecure_local=_bool(env, "MICROLEARN_INSECURE_LOCAL", False),
         max_message_bytes=_int(env, "MICROLEARN_MAX_MESSAGE_BYTES", 64 * MiB, low=MiB, high=2 * GiB - 1),

@@ -112,16 +112,26 @@ async def _ping_worker(redis_url: str, timeout: float) -> dict:
         await pool.aclose()
 
 
+def _metrics_ports(configured: int | None, host: str, others: int) -> list[str]:
+    """MICROLEARN_METRICS_PORT for the server, then each of `others` (workers, gateway): the configured
+    port for the server (a free one when unset or 0), free ports for the others; `off` for all when off."""
+    if configured is not None and configured < 0:
+        return ["off"] * (others + 1)
+    server = configured if configured else free_port(host)
+    return [str(server), *(str(free_port(host)) for _ in range(others))]
+
+
 class _Children:
     def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
         self.log_dir = log_dir
         self.env = env
         self.procs: list[tuple[str, subprocess.Popen, Path]] = []
 
-    def spawn(self, name: str, args: list[str]) -> tuple[subprocess.Popen, Path]:
+    def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "microlearn_grpc", *args], env=self.env, stdout=fh,
+            proc = subprocess.Popen([sys.executable, "-m", "microlearn_grpc", *args], env={**self.env, **(extra_env or {})},
+                                    stdout=fh,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs.append((name, proc, log))
         return proc, log
@@ -188,13 +198,15 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
         })
         if token:
             env["MICROLEARN_TOKEN"] = token
-        server, server_log = children.spawn("server", ["serve"])
+        metrics = _metrics_ports(settings.metrics_port, host, workers + 1)  # the server, workers, the gateway
+        server, server_log = children.spawn("server", ["serve"], {"MICROLEARN_METRICS_PORT": metrics[0]})
         for index in range(workers):
-            children.spawn(f"worker-{index + 1}", ["worker"])
+            children.spawn(f"worker-{index + 1}", ["worker"], {"MICROLEARN_METRICS_PORT": metrics[index + 1]})
         _wait_grpc(f"{host}:{port}", token, server, server_log)
         http = free_port(host) if http_port == 0 else http_port
         gateway, gateway_log = children.spawn("gateway", ["gateway", "--grpc-address", f"{host}:{port}",
-                                                          "--host", host, "--port", str(http)])
+                                                          "--host", host, "--port", str(http)],
+                                              {"MICROLEARN_METRICS_PORT": metrics[-1]})
         _wait_http(host, http, gateway, gateway_log)
         try:
             info = asyncio.run(_ping_worker(redis_url, timeout=60))
@@ -207,6 +219,9 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
         _say(f"logs: {data_dir / 'logs'}")
         _say(f"grpc: {host}:{port}")
         _say(f"http: http://{host}:{http} (REST; OpenAPI docs at /docs)")
+        if metrics[0] != "off":
+            _say(f"metrics: http://{host}:{metrics[0]}/metrics (server); workers on port(s) "
+                 f"{', '.join(metrics[1:-1]) or 'none'}; gateway on port {metrics[-1]}")
         _say(f"token: {token}" if token else "token: none (insecure-local)")
         _say(f"started in {time.monotonic() - started:.1f}s")
         _say("ready")

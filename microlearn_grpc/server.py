@@ -1,4 +1,5 @@
-"""The gRPC server: all five services (or a chosen subset), health checking and reflection.
+"""The gRPC server: all five services and the Open Inference Protocol v2 (or a chosen subset),
+health checking and reflection.
 
 Services whose issue has not landed yet are registered with handlers that answer UNIMPLEMENTED,
 so clients, `grpcurl list` and `buf curl --list-methods` see the whole contract from day one.
@@ -20,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from microlearn_grpc.auth import TokenAuthInterceptor
 from microlearn_grpc.bootstrap import Container
 from microlearn_grpc.config import Settings
+from microlearn_grpc.metrics import RpcMetricsInterceptor, endpoint_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ServiceSpec:
     key: str          # CLI name: `microlearn serve --service KEY`
-    module: str       # generated module under microlearn.v1
+    module: str       # generated module under `python_package`
     service: str      # proto service name
+    proto_package: str = "microlearn.v1"
+    python_package: str = "microlearn.v1"
 
 
 SERVICES: dict[str, ServiceSpec] = {
@@ -38,18 +42,20 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("trainer", "trainer", "TrainerService"),
         ServiceSpec("hpo", "hpo", "HPOService"),
         ServiceSpec("deploy", "deploy", "DeployService"),
+        # The Open Inference Protocol v2 (KServe/Triton clients), on the same port as the rest.
+        ServiceSpec("inference", "grpc_predict_v2", "GRPCInferenceService", "inference", "microlearn.inference"),
     )
 }
 
 
 def full_name(spec: ServiceSpec) -> str:
-    return f"microlearn.v1.{spec.service}"
+    return f"{spec.proto_package}.{spec.service}"
 
 
 def _unimplemented_servicer(spec: ServiceSpec):
     """An instance of the generated servicer whose every method answers UNIMPLEMENTED (async)."""
-    pb2 = importlib.import_module(f"microlearn.v1.{spec.module}_pb2")
-    grpc_mod = importlib.import_module(f"microlearn.v1.{spec.module}_pb2_grpc")
+    pb2 = importlib.import_module(f"{spec.python_package}.{spec.module}_pb2")
+    grpc_mod = importlib.import_module(f"{spec.python_package}.{spec.module}_pb2_grpc")
     base = getattr(grpc_mod, f"{spec.service}Servicer")
     methods = {}
     for method in pb2.DESCRIPTOR.services_by_name[spec.service].methods:
@@ -66,6 +72,7 @@ def _implemented(container: Container) -> dict[str, Callable[[], object]]:
     from microlearn_grpc.services.dataset_servicer import DatasetServicer
     from microlearn_grpc.services.deploy_servicer import DeployServicer
     from microlearn_grpc.services.hpo_servicer import HPOServicer
+    from microlearn_grpc.services.inference_servicer import InferenceServicer
     from microlearn_grpc.services.selector_servicer import SelectorServicer
     from microlearn_grpc.services.trainer_servicer import TrainerServicer
 
@@ -73,7 +80,8 @@ def _implemented(container: Container) -> dict[str, Callable[[], object]]:
             "selector": lambda: SelectorServicer(container.selection),
             "trainer": lambda: TrainerServicer(container.training),
             "hpo": lambda: HPOServicer(container.studies),
-            "deploy": lambda: DeployServicer(container.deploy)}
+            "deploy": lambda: DeployServicer(container.deploy, container.batch_predictions),
+            "inference": lambda: InferenceServicer(container.inference)}
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -94,13 +102,15 @@ async def start_server(settings: Settings, container: Container, services: Itera
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
     interceptors = [] if settings.insecure_local else [TokenAuthInterceptor(settings.token or "")]
+    if container.metrics is not None:  # first, so it also counts the calls the token check refuses
+        interceptors.insert(0, RpcMetricsInterceptor(container.metrics))
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings),
                              maximum_concurrent_rpcs=None)
     implemented = _implemented(container)
     for key in keys:
         spec = SERVICES[key]
         servicer = implemented[key]() if key in implemented else _unimplemented_servicer(spec)
-        grpc_mod = importlib.import_module(f"microlearn.v1.{spec.module}_pb2_grpc")
+        grpc_mod = importlib.import_module(f"{spec.python_package}.{spec.module}_pb2_grpc")
         getattr(grpc_mod, f"add_{spec.service}Servicer_to_server")(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -125,11 +135,17 @@ async def serve(settings: Settings, services: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     container = await bootstrap.build(settings)
+    endpoint = None
     try:
         server, port, health_servicer = await start_server(settings, container, services)
         print(f"grpc: {settings.grpc_host}:{port}", flush=True)
+        if container.metrics is not None:
+            endpoint = endpoint_from_settings(settings, container.metrics.registry)
+            print(f"metrics: {endpoint.url if endpoint else 'off'}", flush=True)
         await stop.wait()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=10)
     finally:
+        if endpoint is not None:
+            endpoint.close()
         await container.close()

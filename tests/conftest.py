@@ -196,7 +196,7 @@ WORKER_ENV = {"MICROLEARN_JOB_LEASE_SECONDS": "4", "MICROLEARN_HEARTBEAT_SECONDS
 def worker_env(backends, platform) -> dict[str, str]:
     settings = platform.settings
     return {"MICROLEARN_DATABASE_URL": backends.database_url, "MICROLEARN_REDIS_URL": backends.redis_url,
-            "MICROLEARN_DATA_DIR": str(settings.data_dir), **WORKER_ENV}
+            "MICROLEARN_DATA_DIR": str(settings.data_dir), "MICROLEARN_TOKEN": TOKEN, **WORKER_ENV}
 
 
 @pytest.fixture(scope="session")

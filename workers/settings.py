@@ -3,8 +3,8 @@
 `microlearn worker` runs `WorkerSettings` with the options of `worker_options(settings)` (queue
 polling, concurrency, the reconciler's cron). At start a worker connects to PostgreSQL, Redis and
 the artifact store and detects its GPUs, so a misconfigured worker fails at once instead of at its
-first job. Jobs: `run_job` (training jobs and HPO trials), `ping` (health check), and the
-reconciler (cron).
+first job. Jobs: `run_job` (training jobs, HPO trials, study coordinators, batch predictions),
+`ping` (health check), and the reconciler (cron).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from arq.connections import RedisSettings
 from arq.cron import cron
 
+from workers import metrics as worker_metrics
 from workers.queue import QUEUE_NAME, RUN_JOB
 from workers.reconciler import reconcile
 
@@ -40,6 +41,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     from microlearn_grpc.storage.datasets_repo import DatasetRepository
     from microlearn_grpc.storage.events import EventBus
     from microlearn_grpc.tracking import Tracker
+    from workers.batch_prediction import BatchPredictionRunner
     from workers.training import TrainingRunner, start_fit_server
 
     settings = load_settings()
@@ -60,6 +62,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["training"] = TrainingRunner(settings=settings, pool=ctx["pool"], bus=ctx["bus"], artifacts=ctx["artifacts"],
                                      datasets=ctx["datasets"], devices=ctx["devices"], tracker=ctx["tracker"],
                                      worker_id=ctx["worker_id"], work_dir=work_dir)
+    ctx["batch"] = BatchPredictionRunner(settings=settings, pool=ctx["pool"], bus=ctx["bus"], artifacts=ctx["artifacts"],
+                                         datasets=ctx["datasets"], worker_id=ctx["worker_id"], work_dir=work_dir)
     ctx["slots"] = asyncio.Semaphore(settings.worker_concurrency)
     ctx["studies"] = _study_runner(ctx, settings)
     # Optuna's import and its SQLAlchemy engine take seconds on first use: not on a study's clock.
@@ -67,6 +71,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     # MLflow's first use imports it and (on SQLite) creates its schema: seconds that should not delay the first job.
     ctx["tracker_warmup"] = asyncio.create_task(ctx["tracker"].call(ctx["tracker"].experiment_id, "microlearn"))
     ctx["fit_server_warmup"] = asyncio.create_task(asyncio.to_thread(start_fit_server))
+    ctx["metrics"] = worker_metrics.start(settings)
     log.info("worker %s ready: %d job slot(s), %d thread(s) per job, GPUs: %s", ctx["worker_id"],
              settings.worker_concurrency, settings.job_threads(), ctx["devices"].describe())
 
@@ -99,6 +104,7 @@ def _study_runner(ctx: dict[str, Any], settings: Any) -> Any:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    worker_metrics.stop(ctx.get("metrics"))
     if "training" in ctx:
         await ctx["training"].close()
     if "tracker" in ctx:
@@ -130,7 +136,9 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
 
     kind = await ctx["pool"].fetchval("SELECT kind FROM jobs WHERE id = $1", job_id)
     if kind == "study":  # a coordinator mostly waits: it takes no fit slot
-        return await ctx["studies"].run(job_id)
+        async with ctx["metrics"].job(kind) as outcome:
+            outcome["result"] = await ctx["studies"].run(job_id)
+        return outcome["result"]
     slots: asyncio.Semaphore = ctx["slots"]
     if slots.locked():
         # One delivered job at a time waits briefly for a fit slot instead of going straight back to
@@ -141,7 +149,10 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
     else:
         await slots.acquire()
     try:
-        return await ctx["training"].run(job_id)
+        runner = ctx["batch"] if kind == "batch_prediction" else ctx["training"]
+        async with ctx["metrics"].job(kind) as outcome:
+            outcome["result"] = await runner.run(job_id)
+        return outcome["result"]
     finally:
         slots.release()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from microlearn.v1 import common_pb2, deploy_pb2, deploy_pb2_grpc
@@ -136,6 +137,17 @@ def deployment_message(reference: str, *, description: str, labels: Any, log_fra
     return message
 
 
+def batch_request(name: str, dataset: str, output: str, passthrough: Sequence[str], model_version: str | None,
+                  probabilities: bool, labels: dict[str, str] | None,
+                  request_id: str | None) -> deploy_pb2.StartBatchPredictionRequest:
+    from microlearn import _convert
+
+    return deploy_pb2.StartBatchPredictionRequest(
+        deployment=name, input_dataset=dataset, output_display_name=output, passthrough_columns=list(passthrough),
+        model_version=model_version or "", exclude_probabilities=not probabilities,
+        labels=_convert.string_map(labels), request_id=request_id or "")
+
+
 def traffic(split: dict[str, int]) -> list[deploy_pb2.TrafficTarget]:
     return [deploy_pb2.TrafficTarget(model_version=ref, percent=int(p)) for ref, p in split.items()]
 
@@ -248,6 +260,18 @@ class DeployMixin:
         return Prediction.from_response(self._call(self._deploy.Predict, request))  # type: ignore[attr-defined]
 
 
+    def batch_predict(self, name: str, dataset: str, *, output: str = "", passthrough: Sequence[str] = (),
+                      model_version: str | None = None, probabilities: bool = True,
+                      labels: dict[str, str] | None = None, request_id: str | None = None) -> Any:
+        """Start predicting every row of a stored dataset with deployment `name` on the workers; returns
+        the Job at once. When it succeeds, `job.outputs[0]` names the new dataset (`{dataset}-predictions`
+        unless `output`): the `passthrough` columns, `prediction` and a `probability_{label}` per class."""
+        from microlearn._jobs import Job
+
+        request = batch_request(name, dataset, output, passthrough, model_version, probabilities, labels, request_id)
+        return Job(self, self._call(self._deploy.StartBatchPrediction, request).job)  # type: ignore[attr-defined]
+
+
 class AsyncDeployMixin:
     """Serving methods of `AsyncClient`, as coroutines (see `DeployMixin` for what each does)."""
 
@@ -310,3 +334,12 @@ class AsyncDeployMixin:
         request = predict_request(name, frame, request_id=request_id, model_version=model_version,
                                   routing_key=routing_key, probabilities=probabilities, arrow=arrow)
         return Prediction.from_response(await self._call(self._deploy.Predict, request))  # type: ignore[attr-defined]
+
+    async def batch_predict(self, name: str, dataset: str, *, output: str = "", passthrough: Sequence[str] = (),
+                            model_version: str | None = None, probabilities: bool = True,
+                            labels: dict[str, str] | None = None, request_id: str | None = None) -> Any:
+        from microlearn._jobs import AsyncJob
+
+        request = batch_request(name, dataset, output, passthrough, model_version, probabilities, labels, request_id)
+        return AsyncJob(self, (await self._call(self._deploy.StartBatchPrediction, request)).job)  # type: ignore[attr-defined]
+

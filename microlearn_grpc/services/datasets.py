@@ -441,15 +441,10 @@ class DatasetService:
             async with self._convert_slots:
                 results = await _blocking(_run_recipe, recipe, path, work, source.column_hints)
             stored = []
-            for suffix, (file, rows, cols, profile, size, sha) in results:
-                new = NewDataset(
-                    id=f"ds-{uuid.uuid4().hex[:16]}", display_name=names[suffix], source_format="parquet",
-                    source_size_bytes=size, source_sha256=sha, artifact_key=_artifact_key(sha), size_bytes=size,
-                    sha256=sha, row_count=rows, column_count=cols, profile=profile,
-                    column_hints={k: v for k, v in source.column_hints.items() if k in {c["name"] for c in profile["columns"]}},
-                    parent_id=source.id, recipe=recipe.to_json(),
-                    description=f"prepared from {source.display_name}@{source.version}")
-                stored.append(await self._store(new, file))
+            for suffix, described in results:
+                new = _derived(source, names[suffix], described, recipe=recipe.to_json(),
+                               description=f"prepared from {source.display_name}@{source.version}")
+                stored.append(await self._store(new, described[0]))
             return stored
         except recipes.RecipeError as exc:
             raise errors.InvalidArgument(f"recipe failed on {source.display_name}@{source.version}: {exc}") from None
@@ -457,6 +452,35 @@ class DatasetService:
             for file in work.glob("*"):
                 file.unlink(missing_ok=True)
             work.rmdir()
+
+
+    async def store_derived(self, file: Path, *, display_name: str, parent: DatasetRecord,
+                            description: str) -> DatasetRecord:
+        """Store a Parquet file the platform wrote from `parent` (a batch prediction's output) as the
+        next version of `display_name`, profiled like any dataset."""
+        validate_display_name(display_name, "output_display_name")
+        described = await _blocking(_describe_parquet, file)
+        return await self._store(_derived(parent, display_name, described, description=description), file)
+
+
+def _derived(source: DatasetRecord, display_name: str, described: tuple, *, description: str,
+             recipe: str = "") -> NewDataset:
+    """The row of a dataset made from `source`; `described` is (file, rows, columns, profile, size, sha)."""
+    _, rows, cols, profile, size, sha = described
+    return NewDataset(
+        id=f"ds-{uuid.uuid4().hex[:16]}", display_name=display_name, source_format="parquet", source_size_bytes=size,
+        source_sha256=sha, artifact_key=_artifact_key(sha), size_bytes=size, sha256=sha, row_count=rows,
+        column_count=cols, profile=profile,
+        column_hints={k: v for k, v in source.column_hints.items() if k in {c["name"] for c in profile["columns"]}},
+        parent_id=source.id, recipe=recipe, description=description)
+
+
+def _describe_parquet(file: Path) -> tuple:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(file)
+    return (file, table.num_rows, table.num_columns, profile_table(table, {}), file.stat().st_size,
+            _sha256_file(file))
 
 
 def _run_recipe(recipe: recipes.Recipe, path: Path, work: Path, hints: dict[str, str]) -> list[tuple[str, tuple]]:

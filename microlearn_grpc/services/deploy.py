@@ -61,6 +61,7 @@ class PredictInput:
     request_id: str = ""
     rows: Any = None            # a ColumnarRows message
     arrow_ipc: bytes | None = None
+    tensors: Any = None         # an Open Inference request's tensors (serving.tensors.TensorInput)
     model_version: str = ""
     routing_key: str = ""
     exclude_probabilities: bool = False
@@ -79,12 +80,13 @@ class PredictOutput:
 
 class DeployService:
     def __init__(self, registry: ModelRegistry, deployments: DeploymentRepository, router: Router,
-                 logger: PredictionLogger, *, max_rows: int = 1_000_000) -> None:
+                 logger: PredictionLogger, *, max_rows: int = 1_000_000, metrics: Any = None) -> None:
         self._registry = registry
         self._repo = deployments
         self._router = router
         self._logger = logger
         self._max_rows = max_rows
+        self._metrics = metrics  # metrics.ServerMetrics, or None
 
     @property
     def registry(self) -> ModelRegistry:
@@ -228,6 +230,19 @@ class DeployService:
 
     # -- predict ----------------------------------------------------------------------------------
 
+    @property
+    def serving_ready(self) -> bool:
+        """True once this process has loaded the deployments it found at start."""
+        return self._router.ready
+
+    async def route_table(self, name: str, field: str = "deployment"):
+        """A deployment's loaded routing (NOT_FOUND, FAILED_PRECONDITION or UNAVAILABLE when it cannot serve)."""
+        return await self._table(deployment_id_of(name, field))
+
+    def loaded_table(self, name: str):
+        """A deployment's routing if this process serves it now, else None (never waits)."""
+        return self._router.table(name)
+
     async def _table(self, name: str):
         table = self._router.table(name)
         if table is not None:
@@ -253,13 +268,36 @@ class DeployService:
             raise _bad("routing_key", "at most 1024 characters")
         table = await self._table(name)
         route = table.pick(request.routing_key, request.model_version)
-        model = route.model
+        try:
+            values, rows, warnings, prediction = await self._predict_route(request, route.model)
+        except Exception as exc:
+            if self._metrics is not None:
+                code = _code_name(exc) if isinstance(exc, errors.DomainError) else "INTERNAL"
+                self._metrics.prediction_error(name, _version_label(route), code)
+            raise
+        request_id = request.request_id or uuid.uuid4().hex
+        latency = (time.perf_counter() - started) * 1000
+        deployment = table.deployment
+        logged = self._logger.sampled(deployment.prediction_log_fraction, rows)
+        if logged:
+            self._logger.add(_log_entry(name, request_id, route, values, prediction, rows, latency))
+        if self._metrics is not None:
+            self._metrics.prediction(name, _version_label(route), rows, latency / 1000)
+        return PredictOutput(request_id, route, prediction, rows, latency, logged, warnings)
+
+    async def _predict_route(self, request: PredictInput, model: Any) -> tuple[dict[str, np.ndarray], int, list[str],
+                                                                               Prediction]:
+        """Decode the request's rows against the model's schema, then predict them."""
         if request.arrow_ipc is not None:
             values, rows, warnings = inputs.decode_arrow(request.arrow_ipc, model.schema, max_rows=self._max_rows)
         elif request.rows is not None:
             values, rows, warnings = inputs.decode_columns(request.rows, model.schema)
             if rows > self._max_rows:
                 raise _bad("rows", f"{rows} rows; at most {self._max_rows} per request")
+        elif request.tensors is not None:
+            from microlearn_grpc.serving import tensors
+
+            values, rows, warnings = tensors.decode(request.tensors, model.schema, max_rows=self._max_rows)
         else:
             raise _bad("input", "required: rows (typed columns) or arrow_ipc")
         frame = inputs.to_frame(values, model.schema)
@@ -271,13 +309,7 @@ class DeployService:
                 prediction = await asyncio.to_thread(model.predict, frame, probabilities=want_proba)
         except (ValueError, TypeError) as exc:
             raise errors.InvalidArgument(f"the rows could not be predicted: {exc}") from None
-        request_id = request.request_id or uuid.uuid4().hex
-        latency = (time.perf_counter() - started) * 1000
-        deployment = table.deployment
-        logged = self._logger.sampled(deployment.prediction_log_fraction, rows)
-        if logged:
-            self._logger.add(_log_entry(name, request_id, route, values, prediction, rows, latency))
-        return PredictOutput(request_id, route, prediction, rows, latency, logged, warnings)
+        return values, rows, warnings, prediction
 
     # -- feedback ---------------------------------------------------------------------------------
 
@@ -307,6 +339,17 @@ class DeployService:
         if accepted:
             await self._repo.upsert_feedback(name, accepted)
         return len(accepted), rejected
+
+
+def _version_label(route: Route) -> str:
+    """NAME@N of the version a route serves: the `version` label of prediction metrics."""
+    _, name, _, number = route.version.split("/")
+    return f"{name}@{number}"
+
+
+def _code_name(exc: errors.DomainError) -> str:
+    """InvalidArgument → INVALID_ARGUMENT: the status code a domain error becomes, as a metric label."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).upper()
 
 
 def _log_entry(deployment: str, request_id: str, route: Route, values: dict[str, np.ndarray],

@@ -11,10 +11,11 @@ from typing import Any
 import grpc
 from microlearn.v1 import deploy_pb2, deploy_pb2_grpc
 from microlearn_grpc import errors
+from microlearn_grpc.services.batch_prediction import BatchPredictionService, BatchRequest
 from microlearn_grpc.services.deploy import DeployService, PredictInput, PredictOutput
 from microlearn_grpc.services.enums import TASK_TYPES
 from microlearn_grpc.services.grpc_errors import status_for, translate_errors
-from microlearn_grpc.services.trainer_servicer import _ts, model_to_proto
+from microlearn_grpc.services.trainer_servicer import _ts, job_to_proto, model_to_proto
 from microlearn_grpc.storage.deployments_repo import DeploymentRecord
 from microlearn_grpc.storage.models_repo import ModelRecord
 from microlearn_grpc.storage.registry_repo import AliasRecord, RegisteredModelRecord, VersionRecord, version_name
@@ -110,8 +111,9 @@ def fill_prediction(message: Any, out: PredictOutput) -> Any:
 
 
 class DeployServicer(deploy_pb2_grpc.DeployServiceServicer):
-    def __init__(self, service: DeployService) -> None:
+    def __init__(self, service: DeployService, batch: BatchPredictionService | None = None) -> None:
         self._service = service
+        self._batch = batch
         self._registry = service.registry
         service.start()  # only processes that serve DeployService load models and poll for changes
 
@@ -273,6 +275,15 @@ class DeployServicer(deploy_pb2_grpc.DeployServiceServicer):
         return deploy_pb2.SubmitFeedbackResponse(
             accepted_count=accepted, rejected=[deploy_pb2.FeedbackRejection(index=i, reason=r) for i, r in rejected])
 
+    @translate_errors
     async def StartBatchPrediction(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "DeployService.StartBatchPrediction is not implemented "
-                                                           "in this MicroLearn version yet; see README 'Status'")
+        if self._batch is None:
+            raise errors.Unimplemented("DeployService.StartBatchPrediction is not served by this process")
+        started = await self._batch.start(BatchRequest(
+            deployment=request.deployment, input_dataset=request.input_dataset,
+            output_display_name=request.output_display_name, passthrough_columns=tuple(request.passthrough_columns),
+            model_version=request.model_version, exclude_probabilities=request.exclude_probabilities,
+            labels=dict(request.labels), request_id=request.request_id))
+        return deploy_pb2.StartBatchPredictionResponse(job=job_to_proto(started.job),
+                                                       output_display_name=started.output_display_name,
+                                                       model_version=started.model_version)

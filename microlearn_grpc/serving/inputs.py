@@ -18,7 +18,7 @@ import numpy as np
 
 from microlearn_grpc import errors
 
-__all__ = ["InputSchema", "decode_arrow", "decode_columns", "to_frame"]
+__all__ = ["InputSchema", "decode_arrays", "decode_arrow", "decode_columns", "decode_table", "to_frame"]
 
 MAX_WARNED_VALUES = 5
 _TRUE = frozenset({"true", "yes", "y", "t", "1"})
@@ -161,6 +161,13 @@ def _finish(schema: InputSchema, given: dict[str, tuple[str, np.ndarray, np.ndar
     return out, warnings
 
 
+def decode_arrays(given: dict[str, tuple[str, np.ndarray, np.ndarray]], schema: InputSchema, rows: int,
+                  ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Columns already read into arrays, `{name: (source, values, missing)}` with source one of
+    double, int64, string, bool → (feature arrays, warnings), checked as `decode_columns` checks."""
+    return _finish(schema, given, rows)
+
+
 def decode_columns(rows: Any, schema: InputSchema) -> tuple[dict[str, np.ndarray], int, list[str]]:
     """A `ColumnarRows` message → (feature arrays, row count, warnings)."""
     if not rows.columns:
@@ -203,18 +210,26 @@ def decode_columns(rows: Any, schema: InputSchema) -> tuple[dict[str, np.ndarray
 def decode_arrow(data: bytes, schema: InputSchema, *, max_rows: int) -> tuple[dict[str, np.ndarray], int, list[str]]:
     """Arrow IPC stream bytes → (feature arrays, row count, warnings)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     try:
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise errors.InvalidArgument(f"arrow_ipc: not a readable Arrow IPC stream ({exc})") from None
+    return decode_table(table, schema, max_rows=max_rows)
+
+
+def decode_table(table: Any, schema: InputSchema, *, max_rows: int, field: str = "arrow_ipc",
+                 ) -> tuple[dict[str, np.ndarray], int, list[str]]:
+    """An Arrow table (from IPC bytes, or a stored dataset's Parquet) → (feature arrays, row count, warnings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if table.num_columns == 0:
-        raise errors.InvalidArgument("arrow_ipc: no columns given; send one column per feature")
+        raise errors.InvalidArgument(f"{field}: no columns given; send one column per feature")
     if table.num_rows == 0:
-        raise errors.InvalidArgument("arrow_ipc: no rows to predict for")
+        raise errors.InvalidArgument(f"{field}: no rows to predict for")
     if table.num_rows > max_rows:
-        raise errors.InvalidArgument(f"arrow_ipc: {table.num_rows} rows; at most {max_rows} per request")
+        raise errors.InvalidArgument(f"{field}: {table.num_rows} rows; at most {max_rows} per request")
     names = table.column_names
     duplicate = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if duplicate is not None:

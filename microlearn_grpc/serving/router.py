@@ -25,7 +25,7 @@ from microlearn_grpc.storage.registry_repo import version_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Route", "RouteTable", "Router"]
+__all__ = ["Route", "RouteTable", "Router", "version_number"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +75,21 @@ class RouteTable:
         for route in self.routes:
             if wanted in (route.reference, route.version, _long_form(route.reference)):
                 return route
+        if wanted.isascii() and wanted.isdigit():  # a bare version number, as Open Inference clients send it
+            numbered = [r for r in self.routes if version_number(r) == int(wanted)]
+            if len(numbered) == 1:
+                return numbered[0]
+            if numbered:
+                raise errors.InvalidArgument(f"model_version: {wanted} is ambiguous in {self.deployment.resource_name}; "
+                                             f"name one of {', '.join(r.reference for r in numbered)}")
         choices = ", ".join(r.reference for r in self.routes)
         raise errors.InvalidArgument(f"model_version: {reference!r} is not a traffic target of "
                                      f"{self.deployment.resource_name}; its targets are {choices}")
+
+
+def version_number(route: Route) -> int:
+    """The registered version number a route serves (registeredModels/NAME/versions/N → N)."""
+    return int(route.version.rsplit("/", 1)[1])
 
 
 def _long_form(reference: str) -> str:
@@ -114,6 +126,11 @@ class Router:
         tables = dict(self._tables)
         tables.pop(name, None)
         self._tables = tables
+
+    @property
+    def ready(self) -> bool:
+        """True once the first refresh has loaded every deployment there was to load."""
+        return self._generation is not None
 
     def table(self, name: str) -> RouteTable | None:
         return self._tables.get(name)

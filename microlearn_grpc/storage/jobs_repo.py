@@ -154,6 +154,15 @@ class JobRepository:
             f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}", *args)
         return [_record(r) for r in rows], int(total)
 
+    async def take(self, job_id: str, worker_id: str, device: str) -> tuple[JobRecord | None, str]:
+        """One delivery of a job to a worker: (the job, now RUNNING under this worker's lease, "") or
+        (None, why it must not run: unknown, no longer PENDING, cancelled or taken by another worker)."""
+        job = await self.get(job_id)
+        if job is None or job.state != "PENDING":
+            return None, f"not run: job is {job.state}" if job else "unknown job"
+        started = await self.start_attempt(job_id, worker_id, device)
+        return started, "" if started else "not run: cancelled or taken by another worker"
+
     async def start_attempt(self, job_id: str, worker_id: str, device: str) -> JobRecord | None:
         """Take the lease: PENDING -> RUNNING. None when the job is not PENDING (another delivery
         already took it, it finished, or it does not exist) or cancellation was requested (then it

@@ -90,6 +90,20 @@ def test_up_cli_restart(tmp_path):
         request = urllib.request.Request(f"{base}/v1/datasets/customers", headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert json.loads(response.read())["dataset"]["display_name"] == "customers"
+        import re
+
+        server_metrics, worker_port, gateway_port = re.fullmatch(
+            r"(\S+) \(server\); workers on port\(s\) (\d+).*; gateway on port (\d+)", up.value("metrics:")).groups()
+
+        def scrape(url: str) -> str:
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.read().decode()
+        text = scrape(server_metrics)
+        assert 'grpc_method="UploadDataset"' in text and 'grpc_code="UNAUTHENTICATED"' in text
+        host = server_metrics.rsplit(":", 1)[0]
+        assert "microlearn_queue_depth" in scrape(f"{host}:{worker_port}/metrics")
+        assert 'http_requests_total{method="GET",route="/v1/datasets/{ref' in scrape(f"{host}:{gateway_port}/metrics")
     finally:
         code = up.interrupt()
     assert code == 0, "\n".join(up.lines)

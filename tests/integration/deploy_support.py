@@ -95,3 +95,10 @@ def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as info:
         call(*args, metadata=AUTH, timeout=30, **kwargs)
     return info.value
+
+
+def deploy_model(stub, name: str, model: str) -> deploy_pb2.Deployment:
+    """Register `model` as NAME@1 with alias production and serve it as deployment NAME (READY)."""
+    register(stub, name, model, aliases=["production"])
+    create(stub, name, {f"{name}@production": 0})
+    return wait_deployment(stub, name)

@@ -195,15 +195,22 @@ def test_auth_required_except_health(platform):
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_other_services_answer_unimplemented(platform):
-    from microlearn.v1 import deploy_pb2, deploy_pb2_grpc
+def test_services_not_built_yet_answer_unimplemented():
+    """Every service has landed; the stand-in for one that has not still answers UNIMPLEMENTED, naming the RPC."""
+    import asyncio
 
-    with grpc.insecure_channel(platform.address) as channel:
-        with pytest.raises(grpc.RpcError) as err:
-            deploy_pb2_grpc.DeployServiceStub(channel).StartBatchPrediction(
-                deploy_pb2.StartBatchPredictionRequest(), metadata=AUTH)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "DeployService.StartBatchPrediction" in err.value.details()
+    from microlearn_grpc.server import SERVICES, _unimplemented_servicer
+
+    class Context:
+        async def abort(self, code, details):
+            self.code, self.details = code, details
+            raise grpc.aio.AbortError()
+
+    context = Context()
+    with pytest.raises(grpc.aio.AbortError):
+        asyncio.run(_unimplemented_servicer(SERVICES["deploy"]).StartBatchPrediction(None, context))
+    assert context.code == grpc.StatusCode.UNIMPLEMENTED
+    assert "DeployService.StartBatchPrediction" in context.details
 
 
 def test_reflection_lists_all_services(platform):
@@ -215,7 +222,8 @@ def test_reflection_lists_all_services(platform):
                                               metadata=AUTH)
         names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"microlearn.v1.DatasetService", "microlearn.v1.SelectorService", "microlearn.v1.TrainerService",
-            "microlearn.v1.HPOService", "microlearn.v1.DeployService", "grpc.health.v1.Health"} <= names
+            "microlearn.v1.HPOService", "microlearn.v1.DeployService", "inference.GRPCInferenceService",
+            "grpc.health.v1.Health"} <= names
 
 
 def test_conversion_while_streaming_handles_type_drift_and_quoted_newlines(stub, unique_name):

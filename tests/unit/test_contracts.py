@@ -11,6 +11,7 @@ from tests.conftest import buf_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "clients" / "microlearn" / "v1"
+GENERATED_PACKAGES = ("v1", "inference")  # microlearn.v1 and the Open Inference Protocol's microlearn.inference
 
 
 def test_generated_code_is_fresh(tmp_path):
@@ -19,12 +20,15 @@ def test_generated_code_is_fresh(tmp_path):
     out = tmp_path / "out"
     subprocess.run([buf_binary(), "generate", "--template", str(tmp_path / "buf.gen.yaml"), "-o", str(out)],
                    cwd=ROOT, check=True, capture_output=True, text=True)
-    fresh = out / "clients" / "microlearn" / "v1"
-    generated = sorted(p.name for p in fresh.iterdir())
-    committed = sorted(p.name for p in GENERATED.iterdir() if p.name != "__init__.py" and p.is_file())
-    assert generated == committed, "generated file set differs: run `./dev gen` (buf generate) and commit"
-    stale = [name for name in generated if not filecmp.cmp(fresh / name, GENERATED / name, shallow=False)]
-    assert not stale, f"stale generated code: {stale}; run `./dev gen` and commit the result"
+    for package in GENERATED_PACKAGES:
+        fresh, committed_dir = out / "clients" / "microlearn" / package, ROOT / "clients" / "microlearn" / package
+        generated = sorted(p.name for p in fresh.iterdir())
+        committed = sorted(p.name for p in committed_dir.iterdir() if p.name != "__init__.py" and p.is_file())
+        assert generated == committed, f"{package}: generated file set differs: run `./dev gen` (buf generate) and commit"
+        stale = [name for name in generated if not filecmp.cmp(fresh / name, committed_dir / name, shallow=False)]
+        assert not stale, f"stale generated code: {stale}; run `./dev gen` and commit the result"
+    produced = {p.name for p in (out / "clients" / "microlearn").iterdir()}
+    assert produced == set(GENERATED_PACKAGES), f"generated packages {sorted(produced)}: list them here"
 
 
 def test_buf_lint_is_clean():
