@@ -32,7 +32,7 @@ from microlearn_grpc.storage.artifacts import ArtifactStore
 from microlearn_grpc.storage.events import EventBus
 from microlearn_grpc.storage.jobs_repo import InvalidTransition, JobRecord, JobRepository
 from microlearn_grpc.storage.models_repo import ModelRepository
-from workers.training import LeaseLost, _EventWriter, _Lease
+from workers.training import LeaseLost, EventWriter, Lease
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ class BatchPredictionRunner:
         started, not_run = await self._jobs.take(job_id, self._worker_id, "cpu")
         if started is None:
             return not_run
-        events = _EventWriter(self._bus, job_id)
-        lease = _Lease(self._jobs, job_id, self._worker_id, self._settings.heartbeat_seconds)
+        events = EventWriter(self._bus, job_id)
+        lease = Lease(self._jobs, job_id, self._worker_id, self._settings.heartbeat_seconds)
         beating = asyncio.create_task(lease.run(), name=f"heartbeat-{job_id}")
         work = self._work_dir / "batch" / job_id
         try:
@@ -87,7 +87,7 @@ class BatchPredictionRunner:
             shutil.rmtree(work, ignore_errors=True)
 
     async def _finish(self, job_id: str, state: str, error: str | None, outputs: list[str] | None,
-                      metrics: dict[str, float] | None, events: _EventWriter) -> str:
+                      metrics: dict[str, float] | None, events: EventWriter) -> str:
         try:
             await self._jobs.finish(job_id, self._worker_id, state, error=error, outputs=outputs, metrics=metrics)
         except InvalidTransition as exc:
@@ -95,7 +95,7 @@ class BatchPredictionRunner:
         await events.state(state, error or f"stored {outputs[0] if outputs else ''}", 1.0 if state == "SUCCEEDED" else None)
         return f"{state.lower()}: {error or (outputs or [''])[0]}"
 
-    async def _attempt(self, job: JobRecord, events: _EventWriter, lease: _Lease, work: Path,
+    async def _attempt(self, job: JobRecord, events: EventWriter, lease: Lease, work: Path,
                        ) -> tuple[list[str], dict[str, float]]:
         import pyarrow.parquet as pq
 
@@ -140,7 +140,7 @@ class BatchPredictionRunner:
         return [f"datasets/{record.id}"], {"rows": float(done), "rows_per_second": done / max(seconds, 1e-9)}
 
     @staticmethod
-    def _check(lease: _Lease) -> None:
+    def _check(lease: Lease) -> None:
         if lease.lost:
             raise LeaseLost(lease.lost)
         if lease.cancel_reason:

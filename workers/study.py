@@ -32,7 +32,7 @@ from microlearn_grpc.services.studies import StudyService
 from microlearn_grpc.storage.events import EventBus
 from microlearn_grpc.storage.jobs_repo import InvalidTransition, JobRecord, JobRepository
 from microlearn_grpc.storage.studies_repo import StudyRecord, StudyRepository, TrialRecord
-from workers.training import LeaseLost, _Lease
+from workers.training import LeaseLost, Lease
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class StudyRunner:
         started = await self._jobs.start_attempt(job_id, self._worker_id, "cpu")
         if started is None:
             return "not run: cancelled or taken by another worker"
-        lease = _Lease(self._jobs, job_id, self._worker_id, self._settings.heartbeat_seconds)
+        lease = Lease(self._jobs, job_id, self._worker_id, self._settings.heartbeat_seconds)
         beating = asyncio.create_task(lease.run(), name=f"heartbeat-{job_id}")
         try:
             study = await self._repo.get(started.study_id or "")
@@ -110,7 +110,7 @@ class StudyRunner:
 class _Coordinator:
     """One attempt at running one study."""
 
-    def __init__(self, runner: StudyRunner, study: StudyRecord, lease: _Lease) -> None:
+    def __init__(self, runner: StudyRunner, study: StudyRecord, lease: Lease) -> None:
         self.r = runner
         self.study = study
         self.spec = study.spec

@@ -111,8 +111,8 @@ class TrainingRunner:
             started = await self._jobs.start_attempt(job_id, self._worker_id, device)
             if started is None:
                 return "not run: cancelled or taken by another worker"
-            events = _EventWriter(self._bus, job_id)
-            lease = _Lease(self._jobs, job_id, self._worker_id, self._settings.heartbeat_seconds)
+            events = EventWriter(self._bus, job_id)
+            lease = Lease(self._jobs, job_id, self._worker_id, self._settings.heartbeat_seconds)
             beating = asyncio.create_task(lease.run(), name=f"heartbeat-{job_id}")
             try:
                 await events.state("RUNNING", f"running on {device} (worker {self._worker_id}, attempt "
@@ -137,8 +137,8 @@ class TrainingRunner:
 
     # -- one attempt ---------------------------------------------------------------------------------
 
-    async def _attempt(self, job: JobRecord, device: str, gpu_index: int | None, events: _EventWriter,
-                       lease: _Lease) -> str:
+    async def _attempt(self, job: JobRecord, device: str, gpu_index: int | None, events: EventWriter,
+                       lease: Lease) -> str:
         run = _RunLog(self._tracker)
         run.start(self._start_tracking(job, run))  # written while the job goes on; awaited before it ends
         work = self._work_dir / "jobs" / f"{job.id}-{job.attempt}"
@@ -182,8 +182,8 @@ class TrainingRunner:
             request["validation_dataset_path"] = str(await self._datasets.local_parquet(other))
         return request
 
-    async def _supervise(self, job: JobRecord, request: dict[str, Any], events: _EventWriter,
-                         run: _RunLog, lease: _Lease) -> _Outcome:
+    async def _supervise(self, job: JobRecord, request: dict[str, Any], events: EventWriter,
+                         run: _RunLog, lease: Lease) -> _Outcome:
         """Hand the fit to a fit process and relay it until it ends, is cancelled, times out or the lease
         is lost. A process that answered is kept for the next job; any other is terminated."""
         loop = asyncio.get_running_loop()
@@ -285,7 +285,7 @@ class TrainingRunner:
 
     # -- endings -------------------------------------------------------------------------------------
 
-    async def _succeed(self, job: JobRecord, result: dict[str, Any], work: Path, events: _EventWriter,
+    async def _succeed(self, job: JobRecord, result: dict[str, Any], work: Path, events: EventWriter,
                        run: _RunLog, device: str) -> str:
         from microlearn_grpc.core.model_artifact import pack, sign_file
 
@@ -343,7 +343,7 @@ class TrainingRunner:
             with contextlib.suppress(Exception):
                 await self._artifacts.delete(key)
 
-    async def _end(self, job: JobRecord, state: str, error: str, events: _EventWriter, run: _RunLog) -> str:
+    async def _end(self, job: JobRecord, state: str, error: str, events: EventWriter, run: _RunLog) -> str:
         if run.unlogged:
             run.submit(self._tracker.log_metrics, run.take_unlogged())
         # A later attempt (if this one lost its lease) reopens the run.
@@ -506,7 +506,7 @@ class _RunLog:
         return self.run_id
 
 
-class _Lease:
+class Lease:
     """Heartbeats a running job for the whole attempt (tracking setup, data download, fit, upload),
     recording progress; notes when cancellation was requested or the lease was lost."""
 
@@ -532,7 +532,7 @@ class _Lease:
                 self.cancel_reason = current.error or "cancelled"
 
 
-class _EventWriter:
+class EventWriter:
     """Publishes one job's events, remembering its progress for the ones that carry none."""
 
     def __init__(self, bus: EventBus, job_id: str) -> None:
