@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from microlearn.v1 import (common_pb2, hpo_pb2, hpo_pb2_grpc, selector_pb2, selector_pb2_grpc, trainer_pb2,
-                           trainer_pb2_grpc)
+from microlearn.v1 import (common_pb2, deploy_pb2, deploy_pb2_grpc, hpo_pb2, hpo_pb2_grpc, selector_pb2,
+                           selector_pb2_grpc, trainer_pb2, trainer_pb2_grpc)
 
 # No `from __future__ import annotations`: FastAPI must see the real types of the routes' parameters,
 # including the gateway's auth dependency handed to `include`.
@@ -25,6 +25,7 @@ selection = APIRouter(prefix="/v1", tags=["selection"])
 jobs = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 models = APIRouter(prefix="/v1/models", tags=["models"])
 studies = APIRouter(prefix="/v1/studies", tags=["studies"])
+serving = APIRouter(prefix="/v1", tags=["serving"])
 _registered = False
 
 
@@ -33,8 +34,9 @@ def include(app: Any, auth_type: Any) -> None:
     global _registered
     if not _registered:
         _register(auth_type)
+        _register_serving(auth_type)
         _registered = True
-    for router in (selection, jobs, models, studies):
+    for router in (selection, jobs, models, studies, serving):
         app.include_router(router)
 
 PageSize = Annotated[int, Query(description="Results per page (1-1000; 0 means 50).")]
@@ -217,6 +219,72 @@ def _register(auth_type: Any) -> None:
         return await _sse(request, auth, hpo_pb2_grpc.HPOServiceStub, "StreamStudyEvents",
                           hpo_pb2.StreamStudyEventsRequest(name=study_id, after_sequence=after_sequence,
                                                            replay_only=replay_only))
+
+
+def _register_serving(auth_type: Any) -> None:
+    stub = deploy_pb2_grpc.DeployServiceStub
+
+    @serving.post("/registered-models/{registered_model}/versions", summary="Register a trained model as a version",
+                  description="DeployService.RegisterModelVersion; body: RegisterModelVersionRequest (`model`, "
+                              "`aliases`, ...).")
+    async def register_version(request: Request, auth: auth_type, registered_model: str) -> JSONResponse:
+        message = await _body(request, deploy_pb2.RegisterModelVersionRequest())
+        message.registered_model = registered_model
+        return await _unary(request, auth, stub, "RegisterModelVersion", message)
+
+    @serving.post("/aliases", summary="Point an alias at a version (promote)", description="DeployService.SetAlias; "
+                                                                                          "body: SetAliasRequest.")
+    async def set_alias(request: Request, auth: auth_type) -> JSONResponse:
+        return await _unary(request, auth, stub, "SetAlias", await _body(request, deploy_pb2.SetAliasRequest()))
+
+    @serving.post("/aliases/rollback", summary="Move an alias back to its previous version",
+                  description="DeployService.RollbackAlias; body: RollbackAliasRequest.")
+    async def rollback_alias(request: Request, auth: auth_type) -> JSONResponse:
+        return await _unary(request, auth, stub, "RollbackAlias",
+                            await _body(request, deploy_pb2.RollbackAliasRequest()))
+
+    @serving.post("/deployments", summary="Create a deployment", description="DeployService.CreateDeployment; body: "
+                                                                            "CreateDeploymentRequest.")
+    async def create_deployment(request: Request, auth: auth_type) -> JSONResponse:
+        return await _unary(request, auth, stub, "CreateDeployment",
+                            await _body(request, deploy_pb2.CreateDeploymentRequest()))
+
+    @serving.get("/deployments", summary="List deployments")
+    async def list_deployments(request: Request, auth: auth_type, page_size: PageSize = 0,
+                               page_token: PageToken = "", registered_model: str = "") -> JSONResponse:
+        return await _unary(request, auth, stub, "ListDeployments", deploy_pb2.ListDeploymentsRequest(
+            page_size=page_size, page_token=page_token, registered_model=registered_model))
+
+    @serving.get("/deployments/{deployment}", summary="Get a deployment")
+    async def get_deployment(request: Request, auth: auth_type, deployment: str) -> JSONResponse:
+        return await _unary(request, auth, stub, "GetDeployment", deploy_pb2.GetDeploymentRequest(name=deployment))
+
+    @serving.delete("/deployments/{deployment}", summary="Delete a deployment")
+    async def delete_deployment(request: Request, auth: auth_type, deployment: str) -> JSONResponse:
+        return await _unary(request, auth, stub, "DeleteDeployment",
+                            deploy_pb2.DeleteDeploymentRequest(name=deployment))
+
+    @serving.post("/deployments/{deployment}/predict", summary="Predict with a deployment",
+                  description="DeployService.Predict; body: PredictRequest without `deployment` (rows as typed "
+                              "columns, or `arrow_ipc` as base64).")
+    async def predict(request: Request, auth: auth_type, deployment: str) -> JSONResponse:
+        message = await _body(request, deploy_pb2.PredictRequest())
+        message.deployment = deployment
+        return await _unary(request, auth, stub, "Predict", message)
+
+    @serving.post("/deployments/{deployment}/batch-predictions", summary="Predict over a stored dataset (a job)",
+                  description="DeployService.StartBatchPrediction; body: StartBatchPredictionRequest.")
+    async def batch_predict(request: Request, auth: auth_type, deployment: str) -> JSONResponse:
+        message = await _body(request, deploy_pb2.StartBatchPredictionRequest())
+        message.deployment = deployment
+        return await _unary(request, auth, stub, "StartBatchPrediction", message)
+
+    @serving.post("/deployments/{deployment}/feedback", summary="Attach ground truth to logged predictions",
+                  description="DeployService.SubmitFeedback; body: SubmitFeedbackRequest.")
+    async def feedback(request: Request, auth: auth_type, deployment: str) -> JSONResponse:
+        message = await _body(request, deploy_pb2.SubmitFeedbackRequest())
+        message.deployment = deployment
+        return await _unary(request, auth, stub, "SubmitFeedback", message)
 
 
 def _enum(enum: Any, name: str, field: str) -> int:

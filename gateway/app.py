@@ -377,6 +377,7 @@ def create_app(channel_factory: ChannelFactory, *, max_upload_bytes: int = DEFAU
                       {"name": "jobs", "description": "Training jobs: start, follow (SSE), cancel."},
                       {"name": "models", "description": "Trained models: list, inspect, compare, delete."},
                       {"name": "studies", "description": "Hyperparameter studies: start, follow (SSE), stop."},
+                      {"name": "serving", "description": "Model versions, aliases, deployments, predict."},
                       {"name": "health", "description": "Liveness of the platform behind the gateway."}],
     )
     app.state.backend = gateway_backend

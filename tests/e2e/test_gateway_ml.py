@@ -90,3 +90,39 @@ async def test_rest_errors_carry_the_grpc_status(platform):
                      "INVALID_ARGUMENT", "give 2-50 models")
     async with gateway(platform.address, headers={}) as anonymous:
         assert_error(await anonymous.get("/v1/jobs"), 401, "UNAUTHENTICATED")
+
+
+async def test_register_deploy_and_predict_over_rest(platform, workers, unique_name):
+    frame = load_breast_cancer(as_frame=True).frame
+    async with gateway(platform.address) as client:
+        dataset = (await upload(client, unique_name, frame.to_csv(index=False).encode())).json()["dataset"]
+        job = (await client.post("/v1/jobs", json={"spec": {"dataset": dataset["name"], "target": "target",
+                                                           "estimator": "logistic_regression"}})).json()["job"]
+        events = await sse(client, f"/v1/{job['name']}/events")
+        assert events[-1]["state_change"]["state"] == "JOB_STATE_SUCCEEDED"
+        model = (await client.get(f"/v1/{job['name']}")).json()["job"]["outputs"][0]
+        name = unique_name.replace("_", "-")[:40].strip("-")
+        version = await client.post(f"/v1/registered-models/{name}/versions",
+                                    json={"model": model, "aliases": ["production"]})
+        assert version.status_code == 200, version.text
+        created = await client.post("/v1/deployments", json={
+            "deployment_id": name, "deployment": {"traffic": [{"model_version": f"{name}@production",
+                                                                "percent": 100}]}})
+        assert created.status_code == 200, created.text
+        deadline = time.monotonic() + 60
+        while (state := (await client.get(f"/v1/deployments/{name}")).json()["deployment"]["state"]) \
+                != "DEPLOYMENT_STATE_READY":
+            assert time.monotonic() < deadline and state != "DEPLOYMENT_STATE_FAILED", state
+            time.sleep(0.1)
+        rows = frame.drop(columns=["target"]).head(5)
+        body = {"rows": {"columns": [{"name": c, "doubles": {"values": rows[c].tolist()}} for c in rows.columns]}}
+        answer = await client.post(f"/v1/deployments/{name}/predict", json=body)
+        assert answer.status_code == 200, answer.text
+        predicted = answer.json()
+        assert len(predicted["labels"]["values"]) == 5 and set(predicted["labels"]["values"]) <= {"0", "1"}
+        assert len(predicted["class_probabilities"]) == 2 and predicted["model_version"]
+        bad = {"rows": {"columns": [{"name": "mean radius", "strings": {"values": ["big"] * 5}}]}}
+        assert_error(await client.post(f"/v1/deployments/{name}/predict", json=bad), 400, "INVALID_ARGUMENT",
+                     "mean radius")
+        assert_error(await client.post("/v1/deployments/nope/predict", json=body), 404, "NOT_FOUND")
+        assert (await client.delete(f"/v1/deployments/{name}")).status_code == 200
