@@ -383,9 +383,10 @@ def create_app(channel_factory: ChannelFactory, *, max_upload_bytes: int = DEFAU
     app.state.backend = gateway_backend
     app.state.max_upload_bytes = max_upload_bytes
     app.include_router(router)
-    from gateway._ml_routes import include as include_ml_routes
+    from gateway._ml_routes import ROUTERS  # here: that module imports this one
 
-    include_ml_routes(app, Auth)  # selection, jobs, models, studies
+    for ml_router in ROUTERS:  # selection, jobs, models, studies, serving
+        app.include_router(ml_router)
     app.include_router(health_router)
 
     def openapi() -> dict[str, Any]:

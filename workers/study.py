@@ -126,6 +126,7 @@ class _Coordinator:
         self.stop_reason: str | None = None
         self.cancelled_at: dict[int, float] = {}
         self.user_stop = False  # StopStudy asked for the stop
+        self.start_failures = 0  # trials the trainer refused to start
         self.cancel_running = False
 
     # -- setup -------------------------------------------------------------------------------------------
@@ -190,6 +191,8 @@ class _Coordinator:
         """Optuna trials asked for by a coordinator that died before recording them."""
         import optuna
 
+        from microlearn_grpc.core import hpo
+
         known = {t.optuna_trial_id for t in await self.r._repo.trials(self.study.id)}
         running = await asyncio.to_thread(self.optuna.get_trials, False, (optuna.trial.TrialState.RUNNING,))
         for frozen in running:
@@ -198,7 +201,7 @@ class _Coordinator:
             job_id = await self.r._pool.fetchval("SELECT id FROM jobs WHERE request_id = $1",
                                                  self._request_id(frozen.number))
             if job_id:
-                estimator, params = _unprefix(frozen.params)
+                estimator, params = hpo.unprefixed(frozen.params)
                 await self.r._repo.add_trial(study_id=self.study.id, number=frozen.number,
                                              optuna_trial_id=frozen._trial_id, job_id=job_id, estimator=estimator,
                                              params=params)
@@ -257,7 +260,7 @@ class _Coordinator:
                 active += await self._launch(len(active))
             else:
                 await self._cancel_if_due(active)
-            jobs = await self._job_rows([t.job_id for t in active])
+            jobs = await self.r._jobs.get_many([t.job_id for t in active])
             still = []
             for trial in active:
                 job = jobs.get(trial.job_id)
@@ -343,9 +346,9 @@ class _Coordinator:
 
         budget = self.spec["budget"]
         started: list[TrialRecord] = []
+        total = sum((await self.r._repo.trial_counts(self.study.id)).values()) if budget["max_trials"] else 0
         while running + len(started) < self.spec["parallelism"]:
-            total = sum((await self.r._repo.trial_counts(self.study.id)).values())
-            if budget["max_trials"] and total >= budget["max_trials"]:
+            if budget["max_trials"] and total + len(started) >= budget["max_trials"]:
                 break
             timeout = budget["trial_timeout_seconds"] or 0
             if self.deadline is not None:
@@ -373,7 +376,8 @@ class _Coordinator:
                 await asyncio.to_thread(self.optuna.tell, trial, None, optuna.trial.TrialState.FAIL, True)
                 await self.publish(study_events.log_event(self.study.id, "WARNING",
                                                           f"trial {trial.number} ({estimator}) not started: {exc}"))
-                if total > 10 * self.spec["parallelism"] and not self.best:
+                self.start_failures += 1
+                if self.start_failures > 10 * self.spec["parallelism"] and not self.best:
                     raise RuntimeError(f"trials cannot be started: {exc}") from None
                 continue
             record = await self.r._repo.add_trial(study_id=self.study.id, number=trial.number,
@@ -381,14 +385,6 @@ class _Coordinator:
                                                   estimator=estimator, params=params)
             started.append(record)
         return started
-
-    async def _job_rows(self, ids: list[str]) -> dict[str, JobRecord]:
-        out = {}
-        for job_id in ids:
-            job = await self.r._jobs.get(job_id)
-            if job is not None:
-                out[job_id] = job
-        return out
 
     # -- one trial -----------------------------------------------------------------------------------------
 
@@ -560,8 +556,3 @@ class _Coordinator:
     async def publish(self, *events: Any) -> None:
         await self.r._publish(self.study.id, list(events))
 
-
-def _unprefix(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    from microlearn_grpc.core import hpo
-
-    return hpo.unprefixed(params)

@@ -96,7 +96,7 @@ def select_models(profile: dict, target: str | None, *, task: str | None = None,
     has_categoricals = any(columns[name]["type"] in ("categorical", "text", "boolean") for name in plan.features)
     has_missing = any(int(columns[name].get("missing_count") or 0) for name in plan.features)
 
-    scored: list[tuple[float, str, Any, float]] = []
+    scored: list[tuple] = []  # (score, estimator id, class, estimated seconds, reason, relative cost)
     excluded: list[tuple[str, str]] = []
     for cls in list_estimators(task):
         if include and cls.name not in include:
@@ -121,21 +121,18 @@ def select_models(profile: dict, target: str | None, *, task: str | None = None,
             excluded.append((cls.name, f"one fit takes about {seconds:.0f} s, too slow for a "
                                        f"{time_budget_seconds:g} s budget"))
             continue
-        quality, _ = _quality(cls, task, n_rows, n_features, has_categoricals, has_missing)
+        quality, why = _quality(cls, task, n_rows, n_features, has_categoricals, has_missing)
         # Cost matters more the shorter the budget: a fit eating 10% of it costs about 0.05.
         share = seconds / time_budget_seconds if time_budget_seconds else seconds / 600.0
         value = max(0.0, min(1.0, quality - 0.5 * min(share, 1.0) - 0.01 * math.log10(max(cost, 0.01))))
-        scored.append((value, cls.name, cls, seconds))
+        scored.append((value, cls.name, cls, seconds, why, cost))
     scored = _diversify(sorted(scored, key=lambda item: (-item[0], item[2].relative_cost, item[1])))
     candidates = []
-    for rank, (value, _, cls, seconds) in enumerate(scored[:max_candidates], start=1):
+    for rank, (value, _, cls, seconds, why, cost) in enumerate(scored[:max_candidates], start=1):
         space = cls.search_space(task, n_rows, n_features)
-        _, why = _quality(cls, task, n_rows, n_features, has_categoricals, has_missing)
-        gpu = bool(use_gpu and cls.supports_gpu)
-        candidates.append(Candidate(cls, rank, round(value, 4), why, space.defaults(), space,
-                                    (cls.relative_cost_gpu or cls.relative_cost) if gpu else cls.relative_cost,
-                                    round(seconds, 3), gpu))
-    for value, name, cls, _ in scored[max_candidates:]:
+        candidates.append(Candidate(cls, rank, round(value, 4), why, space.defaults(), space, cost,
+                                    round(seconds, 3), bool(use_gpu and cls.supports_gpu)))
+    for value, name, *_ in scored[max_candidates:]:
         excluded.append((name, f"ranked below the top {max_candidates} (score {value:.2f})"))
 
     metric = _metric(task, detection)
@@ -147,10 +144,10 @@ def select_models(profile: dict, target: str | None, *, task: str | None = None,
         warnings=tuple(_warnings(profile, target, task, detection, plan, columns, n_rows)))
 
 
-def _diversify(ranked: list[tuple[float, str, Any, float]]) -> list[tuple[float, str, Any, float]]:
+def _diversify(ranked: list[tuple]) -> list[tuple]:
     """Re-rank greedily so a family's second and later members fall back (a search over several families
     finds better ensembles than one over three boosting libraries)."""
-    out: list[tuple[float, str, Any, float]] = []
+    out: list[tuple] = []
     seen: dict[str, int] = {}
     remaining = list(ranked)
     while remaining:

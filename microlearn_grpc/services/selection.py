@@ -15,14 +15,13 @@ from typing import Any
 from microlearn_grpc import errors
 from microlearn_grpc.core import selection as selection_lib
 from microlearn_grpc.services.datasets import DatasetService
+from microlearn_grpc.services.enums import TASK_TYPES
 
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 24 * 3600
 MAX_CANDIDATES, DEFAULT_CANDIDATES = 50, 5
 MAX_BUDGET_SECONDS = 7 * 24 * 3600
-_TASK_ENUMS = {"binary": "TASK_TYPE_BINARY_CLASSIFICATION", "multiclass": "TASK_TYPE_MULTICLASS_CLASSIFICATION",
-               "regression": "TASK_TYPE_REGRESSION", "clustering": "TASK_TYPE_CLUSTERING"}
 
 
 class SelectionService:
@@ -109,13 +108,19 @@ def _estimator_ids(names: list[str], field: str) -> list[str]:
     return sorted(set(out))
 
 
+def _task_enum(task: str) -> str:
+    from microlearn.v1 import common_pb2
+
+    return common_pb2.TaskType.Name(TASK_TYPES[task])
+
+
 def to_dict(selection: selection_lib.Selection, dataset: str, profile: dict[str, Any]) -> dict[str, Any]:
     """The SelectModelsResponse fields (proto JSON names) of a Selection."""
     d = selection.detection
     total = sum(d.class_counts.values()) or 1
     explanation: dict[str, Any] = {
         "summary": d.reason, "confidence": d.confidence,
-        "alternativeTasks": [_TASK_ENUMS[t] for t in d.alternatives],
+        "alternativeTasks": [_task_enum(t) for t in d.alternatives],
     }
     column = next((c for c in profile.get("columns") or [] if c["name"] == selection.target), None)
     if column is not None:
@@ -133,7 +138,7 @@ def to_dict(selection: selection_lib.Selection, dataset: str, profile: dict[str,
         explanation["minorityClass"] = min(d.class_counts, key=d.class_counts.get)
     validation = selection.validation
     return {
-        "dataset": dataset, "target": selection.target, "task": _TASK_ENUMS[selection.task],
+        "dataset": dataset, "target": selection.target, "task": _task_enum(selection.task),
         "explanation": explanation, "recommendedMetric": selection.metric,
         "metricDirection": "OPTIMIZATION_DIRECTION_" + selection.direction.upper(),
         "recommendedValidation": ({"kFold": {"folds": validation["folds"]}} if validation["method"] == "k_fold"

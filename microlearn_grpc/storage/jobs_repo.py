@@ -117,6 +117,13 @@ class JobRepository:
         row = await (conn or self._pool).fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
         return _record(row) if row else None
 
+    async def get_many(self, job_ids: list[str]) -> dict[str, JobRecord]:
+        """The jobs that exist among `job_ids`, by id, in one query."""
+        if not job_ids:
+            return {}
+        rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM jobs WHERE id = ANY($1)", job_ids)
+        return {row["id"]: _record(row) for row in rows}
+
     async def _require(self, job_id: str, *, conn: asyncpg.Connection | None = None) -> JobRecord:
         job = await self.get(job_id, conn=conn)
         if job is None:
