@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[30, 120])
     parser.add_argument("--datasets", nargs="+", default=None)
     parser.add_argument("--skip", nargs="*", default=[], choices=["flaml", "autogluon", "lightgbm", "microlearn"])
+    parser.add_argument("--microlearn-args", default="",
+                        help='extra `microlearn automl` options for an experiment, e.g. "--parallelism 2"')
     parser.add_argument("--baselines-python", default=str(HERE / ".venv-baselines" / "bin" / "python"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="automl-quality-"))
@@ -141,7 +143,7 @@ def main() -> None:
                     if system == "microlearn":
                         command = [sys.executable, "-m", "microlearn_grpc", "automl", str(train_path), "--target", "y",
                                    "--time-budget", str(budget), "--metric", metric, "--test", str(test_path),
-                                   "--predictions-out", str(out), "--json"]
+                                   "--predictions-out", str(out), "--json", *args.microlearn_args.split()]
                     else:
                         command = [args.baselines_python, str(HERE / "_baseline_runner.py"), system, str(train_path),
                                    str(test_path), "y", task, metric, str(budget), str(out)]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Request
+from typing import Any
+
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -19,15 +21,34 @@ def instrument(app: FastAPI, registry: CollectorRegistry) -> None:
     seconds = Histogram("http_request_duration_seconds", "Time to the response's start, by method and route.",
                         ("method", "route"), buckets=BUCKETS, registry=registry)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
+    app.add_middleware(_Measure, requests=requests, seconds=seconds)
+
+
+class _Measure:
+    """Plain ASGI (no per-request task group, unlike Starlette's BaseHTTPMiddleware): the status is
+    read from the response start, the route from what the router (or `FastPredict`) left in the scope."""
+
+    def __init__(self, app: Any, *, requests: Counter, seconds: Histogram) -> None:
+        self.app = app
+        self._requests = requests
+        self._seconds = seconds
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def sending(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, sending)
         finally:
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            requests.labels(request.method, route, str(status)).inc()
-            seconds.labels(request.method, route).observe(time.perf_counter() - started)
+            route = scope.get("microlearn.route") or getattr(scope.get("route"), "path", "unmatched")
+            self._requests.labels(scope["method"], route, str(status)).inc()
+            self._seconds.labels(scope["method"], route).observe(time.perf_counter() - started)

@@ -269,6 +269,8 @@ async def delete_deployment(request: Request, auth: Auth, deployment: str) -> JS
               description="DeployService.Predict; body: PredictRequest without `deployment` (rows as typed "
                           "columns, or `arrow_ipc` as base64).")
 async def predict(request: Request, auth: Auth, deployment: str) -> JSONResponse:
+    # Requests for this route are answered by gateway._fast_predict.FastPredict before routing (same
+    # contract, without FastAPI's per-request overhead); this handler is what OpenAPI documents.
     message = await _body(request, deploy_pb2.PredictRequest())
     message.deployment = deployment
     return await _unary(request, auth, _DEPLOY, "Predict", message)

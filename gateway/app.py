@@ -153,8 +153,13 @@ async def _read_json(request: Request, message: Message) -> Message:
     raw = bytearray()
     async for piece in capped(request.stream(), MAX_JSON_BODY_BYTES):
         raw += piece
+    return parse_json_body(bytes(raw), message)
+
+
+def parse_json_body(raw: bytes, message: Message) -> Message:
+    """A request body (a JSON object, empty meaning `{}`) into `message`; GatewayError (400) otherwise."""
     try:
-        parsed = json.loads(bytes(raw) or b"{}")
+        parsed = json.loads(raw or b"{}")
         if not isinstance(parsed, dict):
             raise ValueError(f"expected a JSON object, got {type(parsed).__name__}")
         json_format.ParseDict(parsed, message, ignore_unknown_fields=False)
@@ -377,16 +382,23 @@ def create_app(channel_factory: ChannelFactory, *, max_upload_bytes: int = DEFAU
                       {"name": "jobs", "description": "Training jobs: start, follow (SSE), cancel."},
                       {"name": "models", "description": "Trained models: list, inspect, compare, delete."},
                       {"name": "studies", "description": "Hyperparameter studies: start, follow (SSE), stop."},
+                      {"name": "pipelines", "description": "YAML pipelines: run, follow (SSE), cancel."},
                       {"name": "serving", "description": "Model versions, aliases, deployments, predict."},
                       {"name": "health", "description": "Liveness of the platform behind the gateway."}],
     )
     app.state.backend = gateway_backend
     app.state.max_upload_bytes = max_upload_bytes
+    from gateway._fast_predict import FastPredict
+
+    app.add_middleware(FastPredict, backend=gateway_backend, max_body=MAX_JSON_BODY_BYTES)
     app.include_router(router)
     from gateway._ml_routes import ROUTERS  # here: that module imports this one
 
     for ml_router in ROUTERS:  # selection, jobs, models, studies, serving
         app.include_router(ml_router)
+    from gateway._pipeline_routes import pipelines
+
+    app.include_router(pipelines)
     app.include_router(health_router)
 
     def openapi() -> dict[str, Any]:

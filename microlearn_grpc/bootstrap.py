@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -22,6 +23,7 @@ from microlearn_grpc.services.batch_prediction import BatchPredictionService
 from microlearn_grpc.services.datasets import DatasetService
 from microlearn_grpc.services.deploy import DeployService
 from microlearn_grpc.services.inference import InferenceService
+from microlearn_grpc.services.pipelines import PipelineService
 from microlearn_grpc.services.selection import SelectionService
 from microlearn_grpc.services.studies import StudyService
 from microlearn_grpc.services.training import TrainingService
@@ -53,6 +55,7 @@ class Container:
     inference: InferenceService | None = None
     metrics: ServerMetrics | None = None
     batch_predictions: BatchPredictionService | None = None
+    pipelines: PipelineService | None = None
 
     async def close(self) -> None:
         if self.deploy is not None:
@@ -113,14 +116,29 @@ async def build(settings: Settings) -> Container:
                                max_attempts=settings.max_job_attempts, max_timeout_seconds=settings.job_timeout_seconds,
                                queue_name=settings.queue_name)
     metrics = ServerMetrics()
-    deploy = build_deploy(settings, pool, artifacts, work_dir, metrics)
+    from microlearn_grpc.services.evaluation import evaluate_when_registered
+
+    deploy = build_deploy(settings, pool, artifacts, work_dir, metrics,
+                          on_registered=evaluate_when_registered(lambda: training.evaluations))
     return Container(settings=settings, pool=pool, redis=redis_client, artifacts=artifacts, datasets=datasets,
                      queue=queue, training=training, selection=SelectionService(datasets, redis_client),
                      deploy=deploy, inference=InferenceService(deploy), metrics=metrics,
                      batch_predictions=BatchPredictionService(pool, EventBus(redis_client), queue, datasets, deploy,
                                                               queue_name=settings.queue_name,
                                                               max_attempts=settings.max_job_attempts),
-                     studies=build_studies(settings, pool, redis_client, training, datasets, queue, warm=True))
+                     studies=build_studies(settings, pool, redis_client, training, datasets, queue, warm=True),
+                     pipelines=build_pipelines(settings, pool, redis_client, datasets, queue))
+
+
+def build_pipelines(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, datasets: DatasetService,
+                    queue: ArqRedis) -> PipelineService:
+    """PipelineService's use cases; workers build the same service for the pipeline coordinator."""
+    from microlearn.v1 import pipeline_pb2
+    from microlearn_grpc.services import pipeline_events
+
+    bus = EventBus(redis_client, prefix=pipeline_events.EVENT_PREFIX, event_type=pipeline_pb2.PipelineEvent)
+    return PipelineService(pool, bus, datasets, queue, queue_name=settings.queue_name,
+                           max_attempts=settings.max_job_attempts)
 
 
 def build_studies(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, training: TrainingService,
@@ -138,8 +156,9 @@ def build_studies(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis
 
 
 def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStore, work_dir: Path,
-                 metrics: ServerMetrics | None = None) -> DeployService:
-    """The serving side: registry, deployments, a model cache and a router (started by the servicer)."""
+                 metrics: ServerMetrics | None = None, on_registered: Any = None) -> DeployService:
+    """The serving side: registry, deployments, a model cache and a router (started by the servicer).
+    `on_registered(model_record)` is awaited after each new model version (evaluation jobs)."""
     from microlearn_grpc.serving.models import ModelCache
     from microlearn_grpc.serving.prediction_log import PredictionLogger
     from microlearn_grpc.serving.router import Router
@@ -151,7 +170,7 @@ def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStor
     models, deployments = ModelRepository(pool), DeploymentRepository(pool)
     cache = ModelCache(models, artifacts, key=settings.signing_key(), work_dir=work_dir)
     router = Router(deployments, cache)
-    registry = ModelRegistry(RegistryRepository(pool), models, on_change=router.kick)
+    registry = ModelRegistry(RegistryRepository(pool), models, on_change=router.kick, on_registered=on_registered)
     if metrics is not None:
         metrics.models_loaded.set_function(lambda: len(cache.loaded_ids))
     return DeployService(registry, deployments, router, PredictionLogger(deployments), metrics=metrics)

@@ -39,6 +39,9 @@ def up(
     http_port: int = typer.Option(8080, "--http-port", help="REST gateway port; 0 picks a free one."),
     host: str = typer.Option("127.0.0.1", "--host", envvar="MICROLEARN_GRPC_HOST", help="Address to bind."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Number of worker processes."),
+    servers: int = typer.Option(1, "--servers", min=1, max=64, help=(
+        "Number of gRPC server processes sharing the port (the kernel spreads connections over them); "
+        "more than one lets predictions use more than one core.")),
     insecure_local: bool = typer.Option(False, "--insecure-local",
                                         help="Serve without a token (only allowed on a loopback address)."),
 ) -> None:
@@ -55,7 +58,7 @@ def up(
 
     try:
         code = run_up(data_dir=data_dir, grpc_port=grpc_port, http_port=http_port, host=host, workers=workers,
-                      insecure_local=insecure_local)
+                      insecure_local=insecure_local, servers=servers)
     except (ConfigError, LaunchError) as exc:
         _fail(str(exc))
     raise typer.Exit(code)
@@ -177,6 +180,10 @@ def _mount_client_commands() -> None:
     app.command("automl")(automl)
     app.command("select")(select)
     app.add_typer(studies_app, name="studies", help="Follow, list, inspect and stop hyperparameter studies.")
+    from microlearn._cli_pipeline import pipelines_app, run
+
+    app.command("run")(run)
+    app.add_typer(pipelines_app, name="pipelines", help="Follow, list, inspect and cancel YAML pipelines.")
 
 
 def main() -> None:

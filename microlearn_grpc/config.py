@@ -48,6 +48,7 @@ class Settings:
     max_columns: int = 2000
     max_compression_ratio: float = 200.0
     max_concurrent_uploads: int = 4
+    server_processes: int = 1  # gRPC server processes sharing the port (SO_REUSEPORT only when > 1)
     worker_concurrency: int = 2
     model_signing_key: str | None = None
     gpus: str = "auto"
@@ -196,6 +197,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_decompressed_bytes=_int(env, "MICROLEARN_MAX_DECOMPRESSED_BYTES", 8 * GiB, low=1),
         max_columns=_int(env, "MICROLEARN_MAX_COLUMNS", 2000, low=1),
         max_concurrent_uploads=_int(env, "MICROLEARN_MAX_CONCURRENT_UPLOADS", 4, low=1, high=256),
+        server_processes=_int(env, "MICROLEARN_SERVER_PROCESSES", 1, low=1, high=64),
         worker_concurrency=_int(env, "MICROLEARN_WORKER_CONCURRENCY", 2, low=1, high=256),
         model_signing_key=env.get("MICROLEARN_MODEL_SIGNING_KEY") or None,
         gpus=env.get("MICROLEARN_GPUS") or "auto",

@@ -67,7 +67,10 @@ async def _migrate(url: str) -> None:
     await pool.close()
 
 
-def _wait_grpc(address: str, token: str | None, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+def _wait_grpc(address: str, token: str | None, proc: subprocess.Popen, log: Path, timeout: float = 60.0,
+               since: int = 0) -> None:
+    """Until the process listens (it printed `grpc: HOST:PORT` in its log after byte `since`) and the
+    port answers health checks as SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -77,11 +80,24 @@ def _wait_grpc(address: str, token: str | None, proc: subprocess.Popen, log: Pat
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise LaunchError(f"the gRPC server exited with code {proc.returncode}; see {log}:\n{log_tail(log)}")
+            # The process says `grpc: HOST:PORT` once it listens (with --servers N, another process may
+            # answer the health check first).
+            listening = _logged_since(log, since, "grpc: ")
             with contextlib.suppress(grpc.RpcError):
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                if listening and stub.Check(health_pb2.HealthCheckRequest(),
+                                            timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
                     return
             time.sleep(0.1)
     raise LaunchError(f"the gRPC server did not become healthy within {timeout:.0f}s; see {log}")
+
+
+def _logged_since(log: Path, offset: int, prefix: str) -> bool:
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            return any(line.startswith(prefix.encode()) for line in handle.read().splitlines())
+    except OSError:
+        return False
 
 
 def _wait_http(host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
@@ -126,10 +142,12 @@ class _Children:
         self.log_dir = log_dir
         self.env = env
         self.procs: list[tuple[str, subprocess.Popen, Path]] = []
+        self.log_offsets: dict[Path, int] = {}  # each log's size when its process started (logs are appended)
 
     def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as fh:
+            self.log_offsets[log] = fh.tell()
             proc = subprocess.Popen([sys.executable, "-m", "microlearn_grpc", *args], env={**self.env, **(extra_env or {})},
                                     stdout=fh,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -152,7 +170,8 @@ class _Children:
                 proc.wait(5)
 
 
-def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers: int, insecure_local: bool) -> int:
+def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers: int, insecure_local: bool,
+           servers: int = 1) -> int:
     started = time.monotonic()
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -194,15 +213,18 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
             "MICROLEARN_DATA_DIR": str(data_dir), "MICROLEARN_DATABASE_URL": database_url,
             "MICROLEARN_REDIS_URL": redis_url, "MICROLEARN_GRPC_HOST": host, "MICROLEARN_GRPC_PORT": str(port),
             "MICROLEARN_INSECURE_LOCAL": "true" if settings.insecure_local else "false",
-            "MICROLEARN_ARTIFACT_URL": settings.artifacts,
+            "MICROLEARN_ARTIFACT_URL": settings.artifacts, "MICROLEARN_SERVER_PROCESSES": str(servers),
         })
         if token:
             env["MICROLEARN_TOKEN"] = token
-        metrics = _metrics_ports(settings.metrics_port, host, workers + 1)  # the server, workers, the gateway
-        server, server_log = children.spawn("server", ["serve"], {"MICROLEARN_METRICS_PORT": metrics[0]})
+        # the servers, the workers, the gateway
+        metrics = _metrics_ports(settings.metrics_port, host, servers + workers)
+        spawned = [children.spawn("server" if servers == 1 else f"server-{index + 1}", ["serve"],
+                                  {"MICROLEARN_METRICS_PORT": metrics[index]}) for index in range(servers)]
         for index in range(workers):
-            children.spawn(f"worker-{index + 1}", ["worker"], {"MICROLEARN_METRICS_PORT": metrics[index + 1]})
-        _wait_grpc(f"{host}:{port}", token, server, server_log)
+            children.spawn(f"worker-{index + 1}", ["worker"], {"MICROLEARN_METRICS_PORT": metrics[servers + index]})
+        for server, server_log in spawned:  # each must come up: any one of them may get a connection
+            _wait_grpc(f"{host}:{port}", token, server, server_log, since=children.log_offsets[server_log])
         http = free_port(host) if http_port == 0 else http_port
         gateway, gateway_log = children.spawn("gateway", ["gateway", "--grpc-address", f"{host}:{port}",
                                                           "--host", host, "--port", str(http)],
@@ -219,9 +241,12 @@ def run_up(*, data_dir: Path, grpc_port: int, http_port: int, host: str, workers
         _say(f"logs: {data_dir / 'logs'}")
         _say(f"grpc: {host}:{port}")
         _say(f"http: http://{host}:{http} (REST; OpenAPI docs at /docs)")
+        if servers > 1:
+            _say(f"server: {servers} processes sharing port {port}")
         if metrics[0] != "off":
-            _say(f"metrics: http://{host}:{metrics[0]}/metrics (server); workers on port(s) "
-                 f"{', '.join(metrics[1:-1]) or 'none'}; gateway on port {metrics[-1]}")
+            _say(f"metrics: http://{host}:{metrics[0]}/metrics (server{'s' if servers > 1 else ''}"
+                 f"{' on ' + ', '.join(metrics[:servers]) if servers > 1 else ''}); workers on port(s) "
+                 f"{', '.join(metrics[servers:-1]) or 'none'}; gateway on port {metrics[-1]}")
         _say(f"token: {token}" if token else "token: none (insecure-local)")
         _say(f"started in {time.monotonic() - started:.1f}s")
         _say("ready")

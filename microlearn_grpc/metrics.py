@@ -118,12 +118,21 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, metrics: ServerMetrics) -> None:
         self._metrics = metrics
+        self._wrapped: dict[str, tuple[Any, Any]] = {}  # method → (its handler, that handler wrapped)
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
         if handler is None:  # an unknown method: gRPC answers UNIMPLEMENTED; no label for arbitrary names
             return None
-        service, _, method = details.method.lstrip("/").partition("/")
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:  # the servicer's handlers are made once: wrap once
+            return cached[1]
+        wrapped = self._wrap(handler, details.method)
+        self._wrapped[details.method] = (handler, wrapped)  # one entry per method the server has
+        return wrapped
+
+    def _wrap(self, handler: Any, full_method: str) -> Any:
+        service, _, method = full_method.lstrip("/").partition("/")
         record = self._recorder(service, method)
         kwargs = dict(request_deserializer=handler.request_deserializer,
                       response_serializer=handler.response_serializer)

@@ -42,6 +42,7 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("trainer", "trainer", "TrainerService"),
         ServiceSpec("hpo", "hpo", "HPOService"),
         ServiceSpec("deploy", "deploy", "DeployService"),
+        ServiceSpec("pipeline", "pipeline", "PipelineService"),
         # The Open Inference Protocol v2 (KServe/Triton clients), on the same port as the rest.
         ServiceSpec("inference", "grpc_predict_v2", "GRPCInferenceService", "inference", "microlearn.inference"),
     )
@@ -73,6 +74,7 @@ def _implemented(container: Container) -> dict[str, Callable[[], object]]:
     from microlearn_grpc.services.deploy_servicer import DeployServicer
     from microlearn_grpc.services.hpo_servicer import HPOServicer
     from microlearn_grpc.services.inference_servicer import InferenceServicer
+    from microlearn_grpc.services.pipeline_servicer import PipelineServicer
     from microlearn_grpc.services.selector_servicer import SelectorServicer
     from microlearn_grpc.services.trainer_servicer import TrainerServicer
 
@@ -81,7 +83,8 @@ def _implemented(container: Container) -> dict[str, Callable[[], object]]:
             "trainer": lambda: TrainerServicer(container.training),
             "hpo": lambda: HPOServicer(container.studies),
             "deploy": lambda: DeployServicer(container.deploy, container.batch_predictions),
-            "inference": lambda: InferenceServicer(container.inference)}
+            "inference": lambda: InferenceServicer(container.inference),
+            "pipeline": lambda: PipelineServicer(container.pipelines)}
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -91,6 +94,9 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.bdp_probe", 0),
+        # gRPC sets SO_REUSEPORT by default, so a second server on a taken port would silently share its
+        # traffic; only the processes of one `microlearn up --servers N` group share a port on purpose.
+        ("grpc.so_reuseport", int(settings.server_processes > 1)),
     ]
 
 
@@ -116,9 +122,13 @@ async def start_server(settings: Settings, container: Container, services: Itera
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [full_name(SERVICES[k]) for k in keys]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port if port is None else port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpc.aio raises where the sync server returned 0
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot listen on {settings.grpc_host}:{settings.grpc_port}: address in use or not permitted")
+        raise OSError(f"cannot listen on {address}: address in use (another server on this port?) or not permitted")
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

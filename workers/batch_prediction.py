@@ -155,7 +155,7 @@ def _predict_chunk(batch: Any, model: LoadedModel, spec: dict[str, Any]) -> tupl
     values, rows, warnings = inputs.decode_table(table, model.schema, max_rows=table.num_rows,
                                                  field="input_dataset")
     want_proba = model.is_classifier and not spec.get("exclude_probabilities")
-    prediction = model.predict(inputs.to_frame(values, model.schema), probabilities=want_proba)
+    prediction = model.predict(values, rows, probabilities=want_proba)
     columns = {name: table.column(name) for name in spec.get("passthrough_columns", [])}
     columns["prediction"] = pa.array(prediction.values.tolist())
     if prediction.probabilities is not None:

@@ -8,8 +8,12 @@ job row's compare-and-set start makes any late duplicate delivery a no-op.
 
 from __future__ import annotations
 
+import logging
+
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
+
+log = logging.getLogger(__name__)
 
 QUEUE_NAME = "microlearn:jobs"  # the default; MICROLEARN_QUEUE_NAME picks another (a separate pool of workers)
 RUN_JOB = "run_job"
@@ -18,6 +22,15 @@ RUN_JOB = "run_job"
 async def enqueue(redis: ArqRedis, job_id: str, queue: str = QUEUE_NAME) -> bool:
     """Queue a job's delivery; False when one is already queued or running (nothing to do)."""
     return await redis.enqueue_job(RUN_JOB, job_id, _job_id=job_id, _queue_name=queue) is not None
+
+
+async def enqueue_or_defer(redis: ArqRedis, job_id: str, queue: str, what: str) -> None:
+    """Queue a job just written; when Redis fails now, only log it: the reconciler queues PENDING jobs
+    Redis never got. `what` names the job in the log."""
+    try:
+        await enqueue(redis, job_id, queue)
+    except Exception:  # noqa: BLE001
+        log.warning("could not queue %s now; the reconciler will", what, exc_info=True)
 
 
 async def requeue(redis: ArqRedis, job_id: str, queue: str = QUEUE_NAME) -> bool:

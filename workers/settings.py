@@ -3,7 +3,7 @@
 `microlearn worker` runs `WorkerSettings` with the options of `worker_options(settings)` (queue
 polling, concurrency, the reconciler's cron). At start a worker connects to PostgreSQL, Redis and
 the artifact store and detects its GPUs, so a misconfigured worker fails at once instead of at its
-first job. Jobs: `run_job` (training jobs, HPO trials, study coordinators, batch predictions),
+first job. Jobs: `run_job` (training jobs, HPO trials, study coordinators, batch predictions, evaluations),
 `ping` (health check), and the reconciler (cron).
 """
 
@@ -29,6 +29,7 @@ __all__ = ["QUEUE_NAME", "WorkerSettings", "redis_settings", "worker_options"]
 log = logging.getLogger(__name__)
 SLOT_WAIT_SECONDS = 0.5  # how long one delivered job waits for a busy worker's fit slot before requeueing
 STUDY_SLOTS = 2
+PIPELINE_SLOTS = 1  # pipeline coordinators, which (like study coordinators) take no fit slot
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -64,8 +65,10 @@ async def startup(ctx: dict[str, Any]) -> None:
                                      worker_id=ctx["worker_id"], work_dir=work_dir)
     ctx["batch"] = BatchPredictionRunner(settings=settings, pool=ctx["pool"], bus=ctx["bus"], artifacts=ctx["artifacts"],
                                          datasets=ctx["datasets"], worker_id=ctx["worker_id"], work_dir=work_dir)
+    ctx["evaluation"] = _evaluation_runner(ctx, settings, work_dir)
     ctx["slots"] = asyncio.Semaphore(settings.worker_concurrency)
     ctx["studies"] = _study_runner(ctx, settings)
+    ctx["pipelines"] = _pipeline_runner(ctx, settings)
     # Optuna's import and its SQLAlchemy engine take seconds on first use: not on a study's clock.
     ctx["optuna_warmup"] = asyncio.create_task(asyncio.to_thread(_warm_optuna, settings.database_url))
     # MLflow's first use imports it and (on SQLite) creates its schema: seconds that should not delay the first job.
@@ -74,6 +77,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["metrics"] = worker_metrics.start(settings)
     log.info("worker %s ready: %d job slot(s), %d thread(s) per job, GPUs: %s", ctx["worker_id"],
              settings.worker_concurrency, settings.job_threads(), ctx["devices"].describe())
+
+
+def _evaluation_runner(ctx: dict[str, Any], settings: Any, work_dir: Path) -> Any:
+    from workers.evaluation import EvaluationRunner
+
+    return EvaluationRunner(settings=settings, pool=ctx["pool"], bus=ctx["bus"], artifacts=ctx["artifacts"],
+                            datasets=ctx["datasets"], training=ctx["training"], tracker=ctx["tracker"],
+                            worker_id=ctx["worker_id"], work_dir=work_dir)
 
 
 def _warm_optuna(database_url: str) -> None:
@@ -101,6 +112,13 @@ def _study_runner(ctx: dict[str, Any], settings: Any) -> Any:
     return StudyRunner(settings=settings, pool=ctx["pool"], job_bus=ctx["bus"], study_bus=study_bus,
                        studies=studies, worker_id=ctx["worker_id"], artifacts=ctx["artifacts"],
                        work_dir=Path(settings.data_dir).resolve() / "work", tracker=ctx["tracker"])
+
+
+def _pipeline_runner(ctx: dict[str, Any], settings: Any) -> Any:
+    """Pipeline coordinators run their steps through the same use cases (the study coordinator's StudyService)."""
+    from workers.pipeline import build_runner
+
+    return build_runner(ctx, settings, ctx["studies"].studies)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -139,6 +157,10 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
         async with ctx["metrics"].job(kind) as outcome:
             outcome["result"] = await ctx["studies"].run(job_id)
         return outcome["result"]
+    if kind == "pipeline":  # like a study's, a pipeline's coordinator mostly waits: no fit slot
+        async with ctx["metrics"].job(kind) as outcome:
+            outcome["result"] = await ctx["pipelines"].run(job_id)
+        return outcome["result"]
     slots: asyncio.Semaphore = ctx["slots"]
     if slots.locked():
         # One delivered job at a time waits briefly for a fit slot instead of going straight back to
@@ -149,7 +171,7 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
     else:
         await slots.acquire()
     try:
-        runner = ctx["batch"] if kind == "batch_prediction" else ctx["training"]
+        runner = {"batch_prediction": ctx["batch"], "evaluation": ctx["evaluation"]}.get(kind, ctx["training"])
         async with ctx["metrics"].job(kind) as outcome:
             outcome["result"] = await runner.run(job_id)
         return outcome["result"]
@@ -192,8 +214,8 @@ def worker_options(settings: Any, *, burst: bool = False) -> dict[str, Any]:
     queue is empty) runs no reconciler: its cron would keep the queue from ever being empty."""
     seconds = set(range(0, 60, settings.reconcile_interval_seconds))
     return {
-        # + 1: the reconciler and pings never wait for a fit; + STUDY_SLOTS: study coordinators (no fit slot).
-        "max_jobs": settings.worker_concurrency + 1 + STUDY_SLOTS,
+        # + 1: the reconciler and pings never wait for a fit; + STUDY_SLOTS, PIPELINE_SLOTS: coordinators (no fit slot).
+        "max_jobs": settings.worker_concurrency + 1 + STUDY_SLOTS + PIPELINE_SLOTS,
         "poll_delay": settings.worker_poll_seconds,
         "queue_name": settings.queue_name,
         "burst": burst,

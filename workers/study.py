@@ -62,6 +62,11 @@ class StudyRunner:
         self._work_dir = work_dir
         self._tracker = tracker  # microlearn_grpc.tracking.Tracker: the study's parent MLflow run
 
+    @property
+    def studies(self) -> StudyService:
+        """The HPOService use cases this runner starts trials through (pipeline coordinators start studies with it)."""
+        return self._studies
+
     async def run(self, job_id: str) -> str:
         job = await self._jobs.get(job_id)
         if job is None:
@@ -101,10 +106,7 @@ class StudyRunner:
                 await beating
 
     async def _publish(self, study_id: str, events: list) -> None:
-        try:
-            await self._bus.publish_many(study_events.stream(study_id), events)
-        except Exception:  # noqa: BLE001 - events are transport; Postgres holds the truth
-            log.warning("could not publish %d event(s) of study %s", len(events), study_id, exc_info=True)
+        await self._bus.publish_or_warn(study_events.stream(study_id), events)
 
 
 class _Coordinator:
@@ -309,7 +311,9 @@ class _Coordinator:
         return min(4.0, 0.05 * self.spec["budget"]["time_budget_seconds"]) if self.spec["ensemble"] else 0.0
 
     def _give_up_at(self) -> float:
-        return (self.deadline or 0.0) - 0.2 - self._ensemble_reserve()
+        from workers import study_refit
+
+        return (self.deadline or 0.0) - 0.2 - self._ensemble_reserve() - study_refit.reserve(self.spec, self.durations)
 
     def _stop_at(self) -> float:
         """When the search stops, and iterative trials stop iterating: time left to score and store them."""
@@ -521,12 +525,23 @@ class _Coordinator:
     async def _finish(self) -> str:
         counts = await self.r._repo.trial_counts(self.study.id)
         ensemble_id = await self._ensemble() if self.best is not None and self.spec["ensemble"] else None
+        refit_id = None
+        if self.best is not None and self.spec.get("refit"):
+            from workers import study_refit
+
+            if ensemble_id:
+                await self.publish(study_events.log_event(self.study.id, "INFO", "no refit: the ensemble is the "
+                                                                                 "result (refit applies to one model)"))
+            else:
+                refit_id = await study_refit.refit(self)
         if self.best is not None:
             state, error = "SUCCEEDED", None
             message = (f"{self.stop_reason}; best: trial {self.best.number} ({self.best.estimator}) "
                        f"{self.spec['metric']} = {self.best.score:.4g}, model models/{self.best.model_id}")
             if ensemble_id:
                 message += f"; result: the ensemble models/{ensemble_id}, which beats it"
+            if refit_id:
+                message += f"; result: its refit on every row, models/{refit_id}"
         elif self.user_stop:
             state = "CANCELLED"
             error = message = f"{self.stop_reason} before any trial completed"
@@ -536,15 +551,33 @@ class _Coordinator:
             state = "FAILED"
             error = message = (f"no trial completed ({self.stop_reason}; {counts.get('FAILED', 0)} failed, "
                                f"{counts.get('PRUNED', 0)} pruned, {counts.get('CANCELLED', 0)} cancelled){cause}")
-        ended = await self.r._repo.finish(self.study.id, state, error=error,
-                                          best_model_id=ensemble_id or (self.best.model_id if self.best else None))
+        result_id = refit_id or ensemble_id or (self.best.model_id if self.best else None)
+        ended = await self.r._repo.finish(self.study.id, state, error=error, best_model_id=result_id)
         if ended is not None:
+            if state == "SUCCEEDED" and not self.spec.get("skip_evaluation"):
+                await self._evaluate(result_id)  # the study has ended: outside its budget
             await self.publish(study_events.state_event(self.study.id, state, message, 1.0))
         try:
             await self._close_run(state)
         except Exception:  # noqa: BLE001 - tracking is a record, not the result
             log.warning("study %s: closing its MLflow run failed", self.study.id, exc_info=True)
         return f"{state.lower()}: {message}"
+
+    async def _evaluate(self, model_id: str | None) -> None:
+        """Start the evaluation job that gives the result model what trials skip (permutation importance)."""
+        from microlearn_grpc import errors
+
+        try:
+            job = await self.r._studies._training.evaluations.start(f"models/{model_id}",
+                                                                    request_id=f"{self.study.id}-evaluation")
+        except errors.DomainError as exc:
+            await self.publish(study_events.log_event(self.study.id, "INFO", f"models/{model_id} not evaluated: {exc}"))
+            return
+        except Exception:  # noqa: BLE001 - the study has its result; the evaluation is extra
+            log.warning("study %s: could not start the evaluation of models/%s", self.study.id, model_id, exc_info=True)
+            return
+        await self.publish(study_events.log_event(self.study.id, "INFO", f"evaluating models/{model_id} (permutation "
+                                                                         f"importance) in {job.resource_name}"))
 
     def _progress(self) -> float:
         fractions = [0.0]

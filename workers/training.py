@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import shutil
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,18 @@ class TrainingRunner:
         finally:
             self._devices.release(gpu)
 
+    async def fit_request(self, job: JobRecord, work: Path) -> dict[str, Any]:
+        """What the fit process needs to run training job `job` again on the CPU (an evaluation re-running
+        a k-fold model's cross-validation), with its output under `work`."""
+        return await self._request(job, "cpu", None, work)
+
+    async def run_in_fit_process(self, job: JobRecord, request: dict[str, Any], events: EventWriter,
+                                 lease: Lease) -> tuple[str, str, dict[str, Any] | None]:
+        """Run `request` for `job` (any kind) in a fit process, relaying its logs, progress and cancellation:
+        (state, error, result). Nothing is tracked in MLflow on the way."""
+        outcome = await self._supervise(job, request, events, _RunLog(self._tracker), lease)
+        return outcome.state, outcome.error, outcome.result
+
     async def close(self) -> None:
         """Stop the idle fit processes (at worker shutdown)."""
         await self._fits.close()
@@ -176,6 +189,9 @@ class TrainingRunner:
         }
         if job.kind == "trial":  # a study may build an ensemble from its trials' validation predictions
             request["predictions_path"] = str(work / "predictions.npz")
+        # Only on request: otherwise a model's importance comes from an evaluation job (after its study,
+        # when it is registered, or EvaluateModel), which does not add to the training job's time.
+        request["importance"] = job.kind == "training" and bool(spec.get("permutation_importance"))
         validation_dataset = (spec.get("validation") or {}).get("validation_dataset")
         if validation_dataset:
             other = await self._datasets.resolve(validation_dataset, with_profile=False)
@@ -290,6 +306,11 @@ class TrainingRunner:
         from microlearn_grpc.core.model_artifact import pack, sign_file
 
         spec = job.spec
+        if spec.get("refit_of"):  # a study's refit holds nothing out: it carries its trial's validation figures
+            source = await self._models.get(spec["refit_of"])
+            if source is not None:
+                result = {**result, "metrics": source.metrics, "metrics_std": source.metrics_std,
+                          "diagnostics": source.diagnostics, "fold_metrics": source.lineage.get("fold_metrics", [])}
         model_id = new_model_id()
         tar = work / f"{model_id}.tar"
         await asyncio.to_thread(pack, work / "model", tar)
@@ -316,7 +337,8 @@ class TrainingRunner:
             lineage={"dataset": spec.get("dataset_display", ""), "dataset_id": job.dataset_id,
                      "feature_plan": result.get("feature_plan", {}), "seed": spec.get("seed"),
                      "library": result.get("library", ""), "stop_reason": result.get("stop_reason", ""),
-                     "fold_metrics": result.get("fold_metrics", []), **lineage_extra},
+                     "fold_metrics": result.get("fold_metrics", []), **lineage_extra,
+                     **({"refit_of": spec["refit_of"]} if spec.get("refit_of") else {})},
             mlflow_run_id=run_id, iterations=result.get("iterations", 0),
             best_iteration=result.get("best_iteration", 0), training_row_count=result.get("training_row_count", 0),
             fit_time_seconds=result.get("fit_time_seconds", 0.0), device=device, study_id=job.study_id,
@@ -530,6 +552,20 @@ class Lease:
                 self.lost = f"lease lost (the job is {current.state if current else 'gone'}); stopping"
             elif current.cancel_requested and self.cancel_reason is None:
                 self.cancel_reason = current.error or "cancelled"
+
+
+@contextlib.asynccontextmanager
+async def held(jobs: JobRepository, bus: EventBus, job: JobRecord, worker_id: str,
+               heartbeat_seconds: float) -> AsyncIterator[tuple[EventWriter, Lease]]:
+    """The events and the heartbeating lease of a job this worker has started, for the `async with` body."""
+    lease = Lease(jobs, job.id, worker_id, heartbeat_seconds)
+    beating = asyncio.create_task(lease.run(), name=f"heartbeat-{job.id}")
+    try:
+        yield EventWriter(bus, job.id), lease
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
 
 
 class EventWriter:

@@ -16,6 +16,7 @@ import grpc.aio
 from microlearn import _config, _convert, _jobs, _models
 from microlearn._deploy import AsyncDeployMixin
 from microlearn._studies import AsyncStudyMixin
+from microlearn._pipelines import AsyncPipelineMixin
 from microlearn._client import UploadResult
 from microlearn._errors import translate_rpc_errors
 from microlearn._jobs import AsyncJob, JobEvent
@@ -60,7 +61,7 @@ async def _upload_requests(
         raise
 
 
-class AsyncClient(AsyncDeployMixin, AsyncStudyMixin):
+class AsyncClient(AsyncDeployMixin, AsyncStudyMixin, AsyncPipelineMixin):
     """An asyncio client for MicroLearn; the same methods as `Client`, as coroutines.
 
     >>> async with AsyncClient() as ml:
@@ -136,6 +137,21 @@ class AsyncClient(AsyncDeployMixin, AsyncStudyMixin):
         names = [getattr(m, "name", m) for m in models]
         request = trainer_pb2.CompareModelsRequest(models=names, metrics=list(metrics))
         return await self._call(self._trainer.CompareModels, request)
+
+    async def evaluate_model(self, model: Any, *, dataset: str | None = None, metric: str | None = None,
+                             request_id: str | None = None, wait: bool = False, timeout: float | None = None
+                             ) -> AsyncJob:
+        """See `Client.evaluate_model`."""
+        request = _models.evaluate_request(model, dataset, metric, request_id)
+        job = AsyncJob(self, (await self._call(self._trainer.EvaluateModel, request)).job)
+        return await job.wait(timeout) if wait else job
+
+    async def model_report(self, model: Any, path: str | os.PathLike[str]) -> Path:
+        """See `Client.model_report` (drawn on a thread)."""
+        from microlearn._report import write_report
+
+        found = await self.get_model(getattr(model, "name", model))
+        return await asyncio.to_thread(write_report, found, Path(path))
 
     async def get_estimator(self, name: str) -> selector_pb2.Estimator:
         """See `Client.get_estimator`."""
@@ -307,6 +323,7 @@ class AsyncClient(AsyncDeployMixin, AsyncStudyMixin):
         labels: Mapping[str, str] | None = None,
         timeout_seconds: int = 0,
         request_id: str | None = None,
+        importance: bool = False,
     ) -> AsyncJob:
         """See `Client.train`."""
         request = _jobs.training_request(
@@ -328,6 +345,7 @@ class AsyncClient(AsyncDeployMixin, AsyncStudyMixin):
             labels=labels,
             timeout_seconds=timeout_seconds,
             request_id=request_id,
+            importance=importance,
         )
         response = await self._call(self._trainer.StartTraining, request)
         return AsyncJob(self, response.job, response.spec)

@@ -59,6 +59,10 @@ def automl(
     ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble",
                                            help="Combine the best trials into a weighted ensemble when it "
                                                 "beats the best single model.")] = True,
+    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help=(
+        "After the search, start the evaluation job that measures the best model's permutation importance "
+        "on the workers (it runs on after this command returns; off by default so the machine is the "
+        "next command's; `microlearn models evaluate MODEL` does it later).")) ] = False,
     json_output: JsonOption = False,
     address: AddressOption = None,
     token: TokenOption = None,
@@ -78,7 +82,7 @@ def automl(
         study_budget = max(_MIN_STUDY_SECONDS, math.floor(left))
         study = ml.start_study(dataset.name, target, time_budget=study_budget, metric=metric,
                                candidates=candidates or (), parallelism=parallelism, seed=seed,
-                               labels={"source": "automl"}, ensemble=ensemble)
+                               labels={"source": "automl"}, ensemble=ensemble, skip_evaluation=not evaluate)
         _say(json_output, f"{study.name}: {study.spec.metric} ({'higher' if study.spec.direction == 2 else 'lower'}"
                           f" is better) over {', '.join(study.spec.candidates)} for {study_budget} s")
         done = ml.wait_study(study.name, timeout=study_budget * 1.5 + 30, poll=0.25)

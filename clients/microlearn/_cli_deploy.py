@@ -197,6 +197,50 @@ def deploy_delete(
         typer.echo(f"deleted {client.delete_deployment(name)}")
 
 
+@deploy_app.command("batch-predict")
+def deploy_batch_predict(
+    name: Annotated[str, typer.Argument(help="The deployment: NAME or deployments/NAME.")],
+    dataset: Annotated[str, typer.Argument(help="The stored dataset to score: NAME, NAME@VERSION or datasets/ID.")],
+    output: Annotated[str, typer.Option("--output", "-o", help=(
+        "Display name of the output dataset (default: '{dataset}-predictions').")) ] = "",
+    passthrough: Annotated[Optional[list[str]], typer.Option("--passthrough", "-p", metavar="COLUMN", help=(
+        "Input column copied to the output next to the predictions (an id, say); repeatable."))] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help=(
+        "Score with this traffic target (e.g. churn@4) instead of the deployment's primary one."))] = None,
+    probabilities: Annotated[bool, typer.Option("--probabilities/--no-probabilities", help=(
+        "Add a probability_{label} column per class (classifiers).")) ] = True,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Show the job's progress until it ends.")
+                      ] = True,
+    json_output: JsonOption = False,
+    address: AddressOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Score every row of a stored dataset with a deployment, as a job on the workers; the output is a
+    new dataset (passthrough columns, `prediction`, `probability_{label}` per class).
+
+    Example: microlearn deploy batch-predict churn customers-2026-11 -p customer_id -o churn-scores
+    """
+    from microlearn._cli_training import _fail_unless_succeeded, _follow
+
+    with base.connect(address, token) as client:
+        job = client.batch_predict(name, dataset, output=output, passthrough=passthrough or (),
+                                   model_version=model_version, probabilities=probabilities)
+        if not json_output:
+            typer.echo(f"started {job.name}  scoring {dataset} with deployments/{name.removeprefix('deployments/')}")
+        if follow and json_output:
+            job.wait(raise_on_failure=False)
+        elif follow:
+            _follow(job)
+    if json_output:
+        base.print_json(job.to_dict())
+    elif follow:
+        base.fields([("state", f"{job.state}  {job.name}"), ("output", ", ".join(job.outputs) or "")])
+    else:
+        typer.echo(f"follow it: microlearn jobs events {job.name} --follow")
+    if follow:
+        _fail_unless_succeeded(job)
+
+
 def _read_rows(path: Path) -> Any:
     import pandas as pd
 

@@ -28,7 +28,7 @@ jobs_app = typer.Typer(
     no_args_is_help=True,
 )
 models_app = typer.Typer(
-    help="List, inspect, download and delete trained models.",
+    help="List, inspect, compare, evaluate, report on, download and delete trained models.",
     no_args_is_help=True,
 )
 
@@ -265,6 +265,9 @@ def train(
     label: Annotated[Optional[list[str]], typer.Option("--label", metavar="KEY=VALUE", help="Label for the job and model, repeatable.")] = None,
     experiment: Annotated[Optional[str], typer.Option("--experiment", help="MLflow experiment (default: microlearn).")] = None,
     timeout: Annotated[int, typer.Option("--timeout", min=0, help="Fail the job after this many seconds (0: the server's limit).")] = 0,
+    importance: Annotated[bool, typer.Option("--importance", help=(
+        "Also measure permutation feature importance before the job ends (adds up to max(1 s, 25% of the fit); "
+        "otherwise `microlearn models evaluate` measures it later)."))] = False,
     request_id: Annotated[
         Optional[str], typer.Option("--request-id", help="Idempotency key: a retry with the same key returns the first job.")
     ] = None,
@@ -290,7 +293,8 @@ def train(
                 task=task.value if task else None, metric=metric, validation=validation,
                 max_iterations=max_iterations, early_stopping=early, seed=seed, use_gpu=gpu,
                 balance_classes=balance_classes, feature_columns=feature or (), ignore_columns=ignore or (),
-                experiment=experiment, labels=labels, timeout_seconds=timeout, request_id=request_id)
+                experiment=experiment, labels=labels, timeout_seconds=timeout, request_id=request_id,
+                importance=importance)
         except (TypeError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from None
         if not json_output:
@@ -451,6 +455,9 @@ def _print_model(model: Model) -> None:
         typer.echo("")
         base.table(["feature", "type", "stored as"],
                    [[c["name"], c["type"], c["physical_type"]] for c in model.feature_schema])
+    from microlearn._cli_evaluation import print_evaluation
+
+    print_evaluation(model)
 
 
 def _model_rows(models: Iterable[Model]) -> list[list[Any]]:

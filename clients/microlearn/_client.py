@@ -15,6 +15,7 @@ import grpc
 from microlearn import _config, _convert, _jobs, _models
 from microlearn._deploy import DeployMixin
 from microlearn._studies import StudyMixin
+from microlearn._pipelines import PipelineMixin
 from microlearn._errors import translate_rpc_errors
 from microlearn._jobs import Job, JobEvent
 from microlearn._models import Model
@@ -50,7 +51,7 @@ class UploadResult:
     deduplicated: bool
 
 
-class Client(DeployMixin, StudyMixin):
+class Client(DeployMixin, StudyMixin, PipelineMixin):
     """A synchronous client for MicroLearn's datasets, estimators, training jobs and models.
 
     >>> with Client() as ml:                      # $MICROLEARN_ADDRESS, $MICROLEARN_TOKEN
@@ -294,6 +295,7 @@ class Client(DeployMixin, StudyMixin):
         labels: Mapping[str, str] | None = None,
         timeout_seconds: int = 0,
         request_id: str | None = None,
+        importance: bool = False,
     ) -> Job:
         """Starts training `estimator` on `dataset` to predict `target`; returns the Job at once.
 
@@ -306,6 +308,9 @@ class Client(DeployMixin, StudyMixin):
         the estimator's default); `early_stopping` is True or ``{"patience": 10, "min_delta": 0}``.
         `use_gpu` True requires a GPU worker, False forbids one, None uses one when there is.
         Retrying with the same `request_id` returns the first call's job instead of a new one.
+        `importance=True` also measures permutation feature importance before the job ends (it
+        adds up to max(1 s, 25% of the fit)); otherwise `evaluate_model` measures it later, and
+        registering the model as a version starts that by itself.
         """
         request = _jobs.training_request(
             dataset,
@@ -326,6 +331,7 @@ class Client(DeployMixin, StudyMixin):
             labels=labels,
             timeout_seconds=timeout_seconds,
             request_id=request_id,
+            importance=importance,
         )
         response = self._call(self._trainer.StartTraining, request)
         return Job(self, response.job, response.spec)
@@ -424,6 +430,23 @@ class Client(DeployMixin, StudyMixin):
         names = [m.name if isinstance(m, Model) else m for m in models]
         request = trainer_pb2.CompareModelsRequest(models=names, metrics=list(metrics))
         return self._call(self._trainer.CompareModels, request)
+
+    def evaluate_model(self, model: str | Model, *, dataset: str | None = None, metric: str | None = None,
+                       request_id: str | None = None, wait: bool = False, timeout: float | None = None) -> Job:
+        """Starts an evaluation job: the model's metrics, plot data and permutation importance on `dataset`
+        (a ref; default: the model's own validation or out-of-fold rows), stored with the model. With
+        `wait`, returns once the job ended (raising JobFailed/JobCancelled unless it SUCCEEDED)."""
+        job = Job(self, self._call(self._trainer.EvaluateModel, _models.evaluate_request(model, dataset, metric,
+                                                                                          request_id)).job)
+        return job.wait(timeout) if wait else job
+
+    def model_report(self, model: str | Model, path: str | os.PathLike[str]) -> Path:
+        """Writes the model's evaluation report: self-contained HTML (`.html`, charts as embedded PNGs) or
+        one PNG sheet (`.png`) of its metrics, confusion matrix, ROC/PR and calibration curves, residuals
+        and permutation importance, whichever apply. Returns the path."""
+        from microlearn._report import write_report
+
+        return write_report(self.get_model(model.name if isinstance(model, Model) else model), Path(path))
 
     def delete_model(self, name: str) -> str:
         """Deletes a model and its artifact; returns its name. FailedPrecondition while deployed."""

@@ -246,6 +246,7 @@ def training_request(
     labels: Mapping[str, str] | None,
     timeout_seconds: int,
     request_id: str | None,
+    importance: bool = False,
 ) -> trainer_pb2.StartTrainingRequest:
     """`Client.train`'s arguments as a StartTrainingRequest; arguments of the wrong shape raise
     TypeError/ValueError here, everything else is the server's to judge."""
@@ -265,6 +266,7 @@ def training_request(
         experiment_name=experiment or "",
         labels=_convert.string_map(labels),
         timeout_seconds=timeout_seconds,
+        permutation_importance=importance,
     )
     for name, value in (hyperparameters or {}).items():
         spec.hyperparameters.values[name].CopyFrom(hyperparameter_value(name, value))

@@ -46,8 +46,11 @@ class Model:
 
     `task` is binary/multiclass/regression/clustering, `format` for example sklearn_pipeline,
     `metrics` the validation metrics (`score` is the one named by `metric`), `train_metrics` the
-    same on the training rows. `feature_schema` is only filled by `get_model` (lists omit it).
-    `proto` is the Model message itself.
+    same on the training rows. `feature_schema` and `diagnostics` (plot data: confusion matrix,
+    ROC/PR and calibration curves, residuals, permutation importance) are only filled by `get_model`
+    (lists omit them). `feature_importance` lists {feature, importance, importance_std, repeats}, most
+    important first, measured on `importance_metric`; `evaluation` is the latest evaluation job's
+    {job, dataset, rows, row_count, metrics} (None before any). `proto` is the Model message itself.
     """
 
     name: str
@@ -77,6 +80,10 @@ class Model:
     study: str
     trial_number: int
     labels: dict[str, str]
+    feature_importance: list[dict[str, Any]]
+    importance_metric: str
+    evaluation: dict[str, Any] | None
+    diagnostics: dict[str, Any] = dataclasses.field(repr=False)
     proto: trainer_pb2.Model = dataclasses.field(repr=False, compare=False)
 
     @classmethod
@@ -97,6 +104,15 @@ class Model:
             mlflow_run_id=model.mlflow_run_id, iterations=model.iterations, best_iteration=model.best_iteration,
             training_row_count=model.training_row_count, fit_time_seconds=model.fit_time_seconds,
             device=model.device, study=model.study, trial_number=model.trial_number, labels=dict(model.labels),
+            feature_importance=[{"feature": f.feature, "importance": f.importance, "importance_std": f.importance_std,
+                                 "repeats": f.repeats} for f in model.feature_importance],
+            importance_metric=model.importance_metric,
+            evaluation=({"job": model.evaluation.job, "dataset": model.evaluation.dataset,
+                         "rows": model.evaluation.rows, "row_count": model.evaluation.row_count,
+                         "metrics": dict(model.evaluation.metrics), "evaluate_time": timestamp(model.evaluation,
+                                                                                                "evaluate_time")}
+                        if model.HasField("evaluation") else None),
+            diagnostics=_plain(json_format.MessageToDict(model.diagnostics)) if model.HasField("diagnostics") else {},
             proto=model,
         )
 
@@ -117,6 +133,12 @@ def list_models_request(
     return trainer_pb2.ListModelsRequest(
         page_size=page_size, dataset=dataset or "", estimator=estimator or "", task=_convert.task_type(task),
         labels=_convert.string_map(labels), order_by=order_by or "")
+
+
+def evaluate_request(model: Any, dataset: str | None, metric: str | None,
+                     request_id: str | None) -> trainer_pb2.EvaluateModelRequest:
+    return trainer_pb2.EvaluateModelRequest(model=getattr(model, "name", model), dataset=dataset or "",
+                                            metric=metric or "", request_id=request_id or "")
 
 
 def model_ref(model: str | os.PathLike[str] | Model) -> str | Path:

@@ -6,7 +6,6 @@ fields are documented in `protos/microlearn/v1/selector.proto` and `hpo.proto`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -110,14 +109,9 @@ class StudyMixin:
 
     def wait_study(self, name: str, timeout: float | None = None, poll: float = 0.5) -> hpo_pb2.Study:
         """Blocks until the study ends; returns it with its leaderboard. TimeoutError after `timeout` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            study = self.get_study(name)
-            if is_terminal(study):
-                return study
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"{name} is still {state_name(study)} after {timeout} s")
-            time.sleep(poll)
+        from microlearn._polling import wait_until_terminal
+
+        return wait_until_terminal(lambda: self.get_study(name), is_terminal, state_name, name, timeout, poll)
 
 
 class AsyncStudyMixin:
@@ -175,13 +169,6 @@ class AsyncStudyMixin:
 
     async def wait_study(self, name: str, timeout: float | None = None, poll: float = 0.5) -> hpo_pb2.Study:
         """See `Client.wait_study`."""
-        import asyncio
+        from microlearn._polling import await_terminal
 
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            study = await self.get_study(name)
-            if is_terminal(study):
-                return study
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"{name} is still {state_name(study)} after {timeout} s")
-            await asyncio.sleep(poll)
+        return await await_terminal(lambda: self.get_study(name), is_terminal, state_name, name, timeout, poll)

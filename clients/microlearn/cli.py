@@ -22,6 +22,7 @@ from microlearn import _convert
 from microlearn._cli_base import AddressOption, JsonOption, TaskChoice, TokenOption
 from microlearn._cli_deploy import deploy_app, predict
 from microlearn._cli_training import jobs_app, models_app, train
+from microlearn import _cli_evaluation  # noqa: F401 - adds `models evaluate` and `models report`
 from microlearn.v1 import dataset_pb2
 
 __all__ = ["datasets_app", "deploy_app", "estimators_app", "jobs_app", "models_app", "predict", "train"]

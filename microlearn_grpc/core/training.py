@@ -27,6 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from microlearn_grpc.core._rows import TrainingError
+from microlearn_grpc.core._rows import encode_labels as _encode_labels
+from microlearn_grpc.core._rows import label as _label
+from microlearn_grpc.core._rows import mean_std as _mean_std
+from microlearn_grpc.core._rows import order_values as _order_values
+from microlearn_grpc.core._rows import save_predictions as _save_predictions
 from microlearn_grpc.core.metrics import jsonable
 
 __all__ = ["Reporter", "TrainingError", "child_main", "fit_model"]
@@ -36,10 +42,6 @@ _MAX_CATEGORIES = 1000
 # A reused fit process that holds this much memory after a fit exits rather than keep it for the next.
 _RETIRE_RSS_BYTES = 1 << 30
 _TRAIN_SCORE_ROWS = 10_000  # train_* metrics are scored on a seeded sample of at most this many training rows
-
-
-class TrainingError(Exception):
-    """A failure the user can act on (bad data for this estimator, too few rows, …)."""
 
 
 class Cancelled(Exception):
@@ -82,7 +84,6 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from microlearn_grpc.core import metrics as metric_lib
-    from microlearn_grpc.core import validation as validation_lib
     from microlearn_grpc.core.estimators import CLUSTERING, EarlyStopping, HyperparameterError, get_estimator
     from microlearn_grpc.core.preprocessing import PreprocessingNeeds, build_preprocessor, plan_features
 
@@ -172,7 +173,28 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             X, y_true = (X.iloc[rows] if hasattr(X, "iloc") else X[rows]), y_true[rows]
         return score(model, X, y_true)
 
+    def importance_of(pre: Any, fitted: Any, rows: Any, y_rows: Any, parts: int = 1) -> Any:
+        """Permutation importance of the original columns on validation rows, within a share of the row
+        and time caps (a fold's share in k-fold); None when not asked for (a study's trials) or undefined."""
+        if not request.get("importance"):
+            return None
+        from microlearn_grpc.core import importance as importance_lib
+
+        return importance_lib.measure(
+            lambda f: predictions(fitted, pre.transform(f)),
+            lambda t, p: metric_lib.score(task, t, **p, n_classes=n_classes, only=metric).get(metric), rows, y_rows,
+            plan.features, maximize=metric_lib.direction(metric) == "maximize", seed=seed,
+            max_rows=importance_lib.MAX_ROWS // parts, deadline=importance_lib.deadline(fitted.fit_seconds_))
+
+    def fit_all_rows(iterations: int, span: tuple[float, float], stop_at: float = 0.0) -> tuple[Any, Any, Any]:
+        pre = build_preprocessor(plan, needs, seed=seed)
+        X_all = pre.fit_transform(frame, y)
+        fitted = make(iterations)
+        _fit(fitted, X_all, y, None, None, reporter, None, span, deadline=stop_at or None)
+        return pre, X_all, fitted
+
     fold_metrics: list[dict[str, float]] = []
+    drops = None  # permutation importance, pooled over folds
     out_of_fold: list[tuple[Any, dict[str, Any]]] = []  # (row positions, predictions) of every validated row
     best_iterations: list[int] = []
     val_frame = None
@@ -192,23 +214,19 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
         metrics_std: dict[str, float] = {}
         diagnostics: dict[str, Any] = {}
         train_rows = len(frame)
+    elif request.get("all_rows"):  # a study's refit: every row, nothing held out (its trial measured that)
+        reporter.log("INFO", f"refitting {cls.name} on all {len(frame):,} rows")
+        preprocessor, X_all, model = fit_all_rows(max_iterations, (0.05, 0.9), float(request.get("stop_at") or 0))
+        final_metrics, metrics_std, diagnostics = {}, {}, {}
+        train_metrics = score_training_rows(model, X_all, y)
+        train_rows = len(frame)
     else:
-        strategy = validation_lib.Strategy(
-            method=validation.get("method") or "holdout", fraction=float(validation.get("fraction") or 0.2),
-            folds=int(validation.get("folds") or 5), stratify=validation.get("stratify"),
-            group_column=validation.get("group_column") or "", time_column=validation.get("time_column") or "")
         if val_frame is not None:
             val_y = (_encode_with(val_frame[target], class_values) if class_values is not None
                      else val_frame[target].astype("float64").to_numpy())
             splits = None
         else:
-            groups = frame[strategy.group_column].to_numpy() if strategy.group_column else None
-            order = _order_values(frame[strategy.time_column]) if strategy.time_column else None
-            try:
-                splits, split_warnings = validation_lib.split(len(frame), strategy, task=task, y=y, groups=groups,
-                                                              order=order, seed=seed)
-            except ValueError as exc:
-                raise TrainingError(str(exc)) from None
+            splits, split_warnings = split_rows(frame, y, validation, task=task, seed=seed)
             for text in split_warnings:
                 reporter.log("WARNING", text)
 
@@ -227,6 +245,8 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
                 values = score(model, Xv, y[val_idx], fold_predictions)
                 fold_metrics.append(values)
                 out_of_fold.append((val_idx, fold_predictions))
+                fold_drops = importance_of(pre, model, frame.iloc[val_idx], y[val_idx], len(splits))
+                drops = drops if fold_drops is None else fold_drops if drops is None else drops.merge(fold_drops)
                 reporter.metrics(index + 1, {f"fold_{k}": v for k, v in values.items()}, span[1])
                 if model.best_iteration_ or model.n_iterations_:
                     best_iterations.append(int(model.best_iteration_ or model.n_iterations_))
@@ -235,10 +255,7 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             if best_iterations and iterations_param and early_stopping is not None:
                 refit_iterations = max(1, int(round(sum(best_iterations) / len(best_iterations))))
             reporter.log("INFO", f"refitting on all {len(frame):,} rows")
-            preprocessor = build_preprocessor(plan, needs, seed=seed)
-            X_all = preprocessor.fit_transform(frame, y)
-            model = make(refit_iterations)
-            _fit(model, X_all, y, None, None, reporter, None, (0.8, 0.95))
+            preprocessor, X_all, model = fit_all_rows(refit_iterations, (0.8, 0.95))
             train_metrics = score_training_rows(model, X_all, y)
             # Plot data from the out-of-fold predictions: every row, each predicted by a model that did not see it.
             rows = np.concatenate([np.asarray(i) for i, _ in out_of_fold])
@@ -272,7 +289,14 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             train_metrics = score_training_rows(model, Xt, y_train)
             labels = [_label(v) for v in class_values] if class_values is not None else None
             diagnostics = metric_lib.diagnostics(task, y_val, **validation_predictions, class_labels=labels, seed=seed)
+            drops = importance_of(preprocessor, model, valid_frame, y_val)
             train_rows = len(train_frame)
+        if drops is not None:
+            from microlearn_grpc.core.importance import summarize
+
+            diagnostics["permutation_importance"] = found = summarize(drops, metric=metric)
+            reporter.log("INFO", f"permutation importance of {len(found['features'])} columns on {found['rows']:,} "
+                                 f"rows in {found['seconds']:.2f} s" + ("" if found["complete"] else " (time cap hit)"))
 
     reporter.progress(0.95)
     if request.get("predictions_path") and out_of_fold and y is not None:
@@ -305,16 +329,21 @@ def fit_model(request: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     return result
 
 
-def _save_predictions(path: Path, parts: list[tuple[Any, dict[str, Any]]], y: Any) -> None:
-    """The validation (or out-of-fold) predictions of every validated row, with the row positions and the
-    encoded truth, for ensembles built from several trials' predictions of the same rows."""
-    import numpy as np
+def split_rows(frame: Any, y: Any, validation: dict[str, Any], *, task: str, seed: int) -> tuple[list, list[str]]:
+    """The validation splits (and warnings) of `frame`, rows with a missing target already left out, exactly
+    as a training job with this `validation` spec and `seed` makes them."""
+    from microlearn_grpc.core import validation as validation_lib
 
-    index = np.concatenate([np.arange(len(y)) if rows is None else np.asarray(rows) for rows, _ in parts])
-    values = np.concatenate([np.asarray(p["proba"] if p["proba"] is not None else p["y_pred"], dtype=np.float64)
-                             for _, p in parts])
-    order = np.argsort(index, kind="stable")
-    np.savez_compressed(path, index=index[order], values=values[order], y=np.asarray(y)[index[order]])
+    strategy = validation_lib.Strategy(
+        method=validation.get("method") or "holdout", fraction=float(validation.get("fraction") or 0.2),
+        folds=int(validation.get("folds") or 5), stratify=validation.get("stratify"),
+        group_column=validation.get("group_column") or "", time_column=validation.get("time_column") or "")
+    groups = frame[strategy.group_column].to_numpy() if strategy.group_column else None
+    order = _order_values(frame[strategy.time_column]) if strategy.time_column else None
+    try:
+        return validation_lib.split(len(frame), strategy, task=task, y=y, groups=groups, order=order, seed=seed)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def _fit(model: Any, X: Any, y: Any, X_val: Any, y_val: Any, reporter: Reporter, early_stopping: Any,
@@ -404,33 +433,6 @@ def _proba(model: Any, X: Any, n_classes: int | None) -> Any:
     return proba
 
 
-def _mean_std(folds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    import numpy as np
-
-    names = sorted(set().union(*folds)) if folds else []
-    means, stds = {}, {}
-    for name in names:
-        values = [f[name] for f in folds if name in f]
-        means[name] = float(np.mean(values))
-        stds[name] = float(np.std(values))
-    return means, stds
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _encode_labels(series: Any) -> tuple[list[Any], Any]:
-    """Integer codes 0..K-1 in sorted order of the class values, and the values (JSON-ready)."""
-    import numpy as np
-
-    values = series.to_numpy(dtype=object) if series.dtype == object else series.to_numpy()
-    uniques, codes = np.unique(values.astype(str) if values.dtype == object else values, return_inverse=True)
-    return [jsonable(v) for v in uniques.tolist()], codes.astype(np.int64)
-
-
 def _encode_with(series: Any, class_values: list[Any]) -> Any:
     import numpy as np
 
@@ -441,17 +443,6 @@ def _encode_with(series: Any, class_values: list[Any]) -> Any:
         raise TrainingError(f"the validation dataset has target values the training data lacks: "
                             f"{', '.join(unknown[:5])}")
     return np.asarray([lookup[v] for v in labels], dtype=np.int64)
-
-
-def _order_values(series: Any) -> Any:
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(series):
-        return series.astype("float64").to_numpy()
-    parsed = pd.to_datetime(series, errors="coerce", utc=True)
-    if parsed.isna().all():
-        raise TrainingError(f"time column {series.name!r} holds neither numbers nor dates")
-    return parsed.astype("int64").to_numpy()
 
 
 def _feature_schema(plan: Any, profile: dict, frame: Any) -> list[dict[str, Any]]:
@@ -520,7 +511,8 @@ def warm_up() -> None:
 def child_main(conn: Any, cuda_visible_devices: str = "") -> None:
     """Entry point of a fit process: runs the fits it is sent over `conn`, one after another.
 
-    From the parent: ("run", request) and "cancel" (the running fit stops at its next iteration).
+    From the parent: ("run", request) and "cancel" (the running fit stops at its next iteration); a request
+    whose `action` is `evaluate` runs `core.evaluation.evaluate_model` instead of a fit.
     To the parent, for each request: ("log", level, text), ("progress", fraction),
     ("metrics", step, {name: value}, fraction), then one of ("result", dict), ("cancelled",),
     ("error", message, traceback); before that answer, ("retire",) when the process has grown past
@@ -566,6 +558,10 @@ def child_main(conn: Any, cuda_visible_devices: str = "") -> None:
 
 def _run_one(request: dict[str, Any], reporter: Reporter) -> tuple:
     try:
+        if request.get("action") == "evaluate":
+            from microlearn_grpc.core.evaluation import evaluate_model
+
+            return ("result", evaluate_model(request, reporter))
         return ("result", fit_model(request, reporter))
     except Cancelled:
         return ("cancelled",)

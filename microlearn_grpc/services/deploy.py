@@ -24,7 +24,7 @@ from microlearn_grpc.serving.models import Prediction
 from microlearn_grpc.serving.prediction_log import PredictionLogger, jsonable_column
 from microlearn_grpc.serving.router import Route, Router
 from microlearn_grpc.services.model_registry import MAX_DESCRIPTION, ModelRegistry, parse_version_ref
-from microlearn_grpc.services.training import Page, _encode_offset, _offset_token, _page_size, check_labels
+from microlearn_grpc.services.training import Page, encode_offset, offset_of, page_size_of, check_labels
 from microlearn_grpc.storage.deployments_repo import (
     STATES,
     DeploymentRecord,
@@ -178,7 +178,7 @@ class DeployService:
                    labels: dict[str, str]) -> Page:
         from microlearn_grpc.services.model_registry import registered_name_of
 
-        size, offset = _page_size(page_size), _offset_token(page_token)
+        size, offset = page_size_of(page_size), offset_of(page_token)
         model = registered_name_of(registered_model, "registered_model") if registered_model else None
         bad = [s for s in states if s not in STATES]
         if bad:
@@ -187,7 +187,7 @@ class DeployService:
             check_labels(labels, "labels")
         items, total = await self._repo.list(page_size=size + 1, offset=offset, registered_model=model,
                                              states=states, labels=labels or None)
-        return Page(items[:size], _encode_offset(offset + size) if len(items) > size else "", total)
+        return Page(items[:size], encode_offset(offset + size) if len(items) > size else "", total)
 
     async def update(self, name: str, spec: dict[str, Any], mask: list[str], *, etag: str = "",
                      validate_only: bool = False) -> DeploymentRecord:
@@ -300,13 +300,12 @@ class DeployService:
             values, rows, warnings = tensors.decode(request.tensors, model.schema, max_rows=self._max_rows)
         else:
             raise _bad("input", "required: rows (typed columns) or arrow_ipc")
-        frame = inputs.to_frame(values, model.schema)
         want_proba = not request.exclude_probabilities
         try:
             if rows <= INLINE_ROWS:
-                prediction = model.predict(frame, probabilities=want_proba)
+                prediction = model.predict(values, rows, probabilities=want_proba)
             else:
-                prediction = await asyncio.to_thread(model.predict, frame, probabilities=want_proba)
+                prediction = await asyncio.to_thread(model.predict, values, rows, probabilities=want_proba)
         except (ValueError, TypeError) as exc:
             raise errors.InvalidArgument(f"the rows could not be predicted: {exc}") from None
         return values, rows, warnings, prediction

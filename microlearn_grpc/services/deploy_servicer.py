@@ -15,7 +15,7 @@ from microlearn_grpc.services.batch_prediction import BatchPredictionService, Ba
 from microlearn_grpc.services.deploy import DeployService, PredictInput, PredictOutput
 from microlearn_grpc.services.enums import TASK_TYPES
 from microlearn_grpc.services.grpc_errors import status_for, translate_errors
-from microlearn_grpc.services.trainer_servicer import _ts, job_to_proto, model_to_proto
+from microlearn_grpc.services.trainer_servicer import job_to_proto, model_to_proto, timestamp
 from microlearn_grpc.storage.deployments_repo import DeploymentRecord
 from microlearn_grpc.storage.models_repo import ModelRecord
 from microlearn_grpc.storage.registry_repo import AliasRecord, RegisteredModelRecord, VersionRecord, version_name
@@ -29,9 +29,9 @@ MAX_STREAM_IN_FLIGHT = 64  # stream requests predicted concurrently; more wait (
 def alias_to_proto(alias: AliasRecord) -> deploy_pb2.ModelAlias:
     return deploy_pb2.ModelAlias(
         name=f"registeredModels/{alias.registered_model}/aliases/{alias.alias}", alias=alias.alias,
-        version=version_name(alias.registered_model, alias.version), update_time=_ts(alias.updated_at),
+        version=version_name(alias.registered_model, alias.version), update_time=timestamp(alias.updated_at),
         history=[deploy_pb2.AliasHistoryEntry(version=version_name(alias.registered_model, h["version"]),
-                                              set_time=_ts(h["set_at"]), unset_time=_ts(h["unset_at"]))
+                                              set_time=timestamp(h["set_at"]), unset_time=timestamp(h["unset_at"]))
                  for h in alias.history])
 
 
@@ -43,23 +43,23 @@ def version_to_proto(version: VersionRecord, model: ModelRecord, *, with_schema:
         version=version.version, model=model.resource_name, aliases=version.aliases,
         description=version.description, labels=version.labels, task=m.task, estimator=m.estimator,
         dataset=m.dataset, target=m.target, metrics=m.metrics, feature_schema=m.feature_schema,
-        class_labels=m.class_labels, format=m.format, create_time=_ts(version.created_at))
+        class_labels=m.class_labels, format=m.format, create_time=timestamp(version.created_at))
 
 
 def registered_to_proto(record: RegisteredModelRecord) -> deploy_pb2.RegisteredModel:
     return deploy_pb2.RegisteredModel(
         name=f"registeredModels/{record.name}", description=record.description, task=TASK_TYPES[record.task],
         latest_version=record.latest_version, version_count=record.version_count,
-        aliases=[alias_to_proto(a) for a in record.aliases], create_time=_ts(record.created_at),
-        update_time=_ts(record.updated_at))
+        aliases=[alias_to_proto(a) for a in record.aliases], create_time=timestamp(record.created_at),
+        update_time=timestamp(record.updated_at))
 
 
 def deployment_to_proto(record: DeploymentRecord, model: ModelRecord | None) -> deploy_pb2.Deployment:
     message = deploy_pb2.Deployment(
         name=record.resource_name, description=record.description, replicas=record.replicas,
         prediction_log_fraction=record.prediction_log_fraction, labels=record.labels, state=STATES[record.state],
-        state_message=record.state_message, task=TASK_TYPES.get(record.task, 0), create_time=_ts(record.created_at),
-        update_time=_ts(record.updated_at), etag=record.etag,
+        state_message=record.state_message, task=TASK_TYPES.get(record.task, 0), create_time=timestamp(record.created_at),
+        update_time=timestamp(record.updated_at), etag=record.etag,
         traffic=[deploy_pb2.TrafficTarget(
             model_version=t.reference, percent=t.percent,
             resolved_version=version_name(t.registered_model, t.resolved_version) if t.resolved_version else "",

@@ -22,3 +22,12 @@ LOG_LEVELS = {
     "DEBUG": common_pb2.LOG_LEVEL_DEBUG, "INFO": common_pb2.LOG_LEVEL_INFO,
     "WARNING": common_pb2.LOG_LEVEL_WARNING, "ERROR": common_pb2.LOG_LEVEL_ERROR,
 }
+
+
+def check_log_level(value: int) -> int:
+    """A request's `min_log_level`: UNSPECIFIED (all lines) or a known LogLevel."""
+    from microlearn_grpc import errors
+
+    if value and value not in common_pb2.LogLevel.values():
+        raise errors.InvalidArgument(f"min_log_level: {value} is not a known LogLevel")
+    return value

@@ -9,10 +9,10 @@ from google.protobuf import json_format
 from microlearn.v1 import common_pb2, hpo_pb2, hpo_pb2_grpc
 from microlearn_grpc import errors
 from microlearn_grpc.services import study_events
-from microlearn_grpc.services.enums import TASK_NAMES, TASK_TYPES
+from microlearn_grpc.services.enums import TASK_NAMES, TASK_TYPES, check_log_level
 from microlearn_grpc.services.grpc_errors import translate_errors
 from microlearn_grpc.services.studies import StudyService
-from microlearn_grpc.services.trainer_servicer import _ts, validation_from_proto, validation_to_proto
+from microlearn_grpc.services.trainer_servicer import timestamp, validation_from_proto, validation_to_proto
 from microlearn_grpc.storage.studies_repo import StudyRecord, TrialRecord
 
 _DIRECTIONS = {common_pb2.OPTIMIZATION_DIRECTION_MINIMIZE: "minimize",
@@ -61,7 +61,7 @@ def spec_from_proto(spec: hpo_pb2.StudySpec) -> dict[str, Any]:
                             "min_delta": spec.early_stopping.min_delta} if spec.HasField("early_stopping") else None),
         "use_gpu": spec.use_gpu if spec.HasField("use_gpu") else None, "balance_classes": spec.balance_classes,
         "feature_columns": list(spec.feature_columns), "ignore_columns": list(spec.ignore_columns),
-        "experiment_name": spec.experiment_name, "labels": dict(spec.labels),
+        "experiment_name": spec.experiment_name, "labels": dict(spec.labels), "skip_evaluation": spec.skip_evaluation,
     }
 
 
@@ -76,7 +76,8 @@ def spec_to_proto(spec: dict[str, Any]) -> hpo_pb2.StudySpec:
         sampler={v: k for k, v in _SAMPLERS.items()}[spec["sampler"]],
         pruner={v: k for k, v in _PRUNERS.items()}[spec["pruner"]], max_iterations=spec["max_iterations"],
         balance_classes=spec["balance_classes"], feature_columns=spec["feature_columns"],
-        ignore_columns=spec["ignore_columns"], experiment_name=spec["experiment_name"], labels=spec["labels"])
+        ignore_columns=spec["ignore_columns"], experiment_name=spec["experiment_name"], labels=spec["labels"],
+        skip_evaluation=spec.get("skip_evaluation", False))
     validation_to_proto(spec.get("validation") or {}, message.validation)
     for name, space in spec["search_spaces"].items():
         json_format.ParseDict(space, message.search_spaces[name])
@@ -98,8 +99,8 @@ def study_to_proto(study: StudyRecord, *, counts: dict[str, int] | None = None, 
     message = hpo_pb2.Study(
         name=study.resource_name, id=study.id, spec=spec_to_proto(study.spec),
         state=study_events.STUDY_STATES[study.state], error=study.error or study.stop_reason or "",
-        progress=progress, create_time=_ts(study.created_at), start_time=_ts(study.started_at),
-        end_time=_ts(study.ended_at), best_model=f"models/{study.best_model_id}" if study.best_model_id else "",
+        progress=progress, create_time=timestamp(study.created_at), start_time=timestamp(study.started_at),
+        end_time=timestamp(study.ended_at), best_model=f"models/{study.best_model_id}" if study.best_model_id else "",
         ensemble_model=f"models/{study.ensemble_model_id}" if study.ensemble_model_id else "",
         ensemble_score=study.ensemble_score or 0.0, optuna_study_name=study.optuna_study_name,
         mlflow_run_id=study.mlflow_run_id or "",
@@ -157,8 +158,7 @@ class HPOServicer(hpo_pb2_grpc.HPOServiceServicer):
 
     @translate_errors
     async def StreamStudyEvents(self, request, context):
-        if request.min_log_level and request.min_log_level not in common_pb2.LogLevel.values():
-            raise errors.InvalidArgument(f"min_log_level: {request.min_log_level} is not a known LogLevel")
+        check_log_level(request.min_log_level)
         await self._service.get(request.name)
         async for event in self._service.events(request.name, after=request.after_sequence,
                                                 replay_only=request.replay_only):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from microlearn_grpc import errors
-from microlearn_grpc.services.training import Page, _encode_offset, _offset_token, _page_size, check_labels
+from microlearn_grpc.services.training import Page, encode_offset, offset_of, page_size_of, check_labels
 from microlearn_grpc.storage.models_repo import ModelRecord, ModelRepository
 from microlearn_grpc.storage.registry_repo import AliasRecord, RegistryRepository, VersionRecord
 
@@ -85,10 +85,12 @@ def alias_ref_of(value: str, field: str) -> tuple[str, str]:
 
 class ModelRegistry:
     def __init__(self, registry: RegistryRepository, models: ModelRepository, *,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[], None] = lambda: None,
+                 on_registered: Callable[[ModelRecord], Awaitable[None]] | None = None) -> None:
         self._repo = registry
         self._models = models
         self._on_change = on_change
+        self._on_registered = on_registered  # e.g. start the evaluation job of a newly registered model
 
     async def model_of(self, version: VersionRecord) -> ModelRecord:
         model = await self._models.get(version.model_id)
@@ -134,6 +136,8 @@ class ModelRegistry:
                                                      aliases=list(dict.fromkeys(aliases)))
         if aliases:
             self._on_change()
+        if not already and self._on_registered is not None:
+            await self._on_registered(record)
         return version, record, already
 
     async def get_version(self, ref: str) -> tuple[VersionRecord, ModelRecord]:
@@ -142,12 +146,12 @@ class ModelRegistry:
 
     async def list_versions(self, registered_model: str, *, page_size: int, page_token: str) -> Page:
         name = registered_name_of(registered_model, "registered_model")
-        size, offset = _page_size(page_size), _offset_token(page_token)
+        size, offset = page_size_of(page_size), offset_of(page_token)
         if await self._repo.get_registered(name) is None:
             raise errors.NotFound(f"registered model registeredModels/{name} does not exist")
         items, total = await self._repo.list_versions(name, page_size=size + 1, offset=offset)
         pairs = [(v, await self.model_of(v)) for v in items[:size]]
-        return Page(pairs, _encode_offset(offset + size) if len(items) > size else "", total)
+        return Page(pairs, encode_offset(offset + size) if len(items) > size else "", total)
 
     async def delete_version(self, ref: str) -> VersionRecord:
         parsed = parse_version_ref(ref, "name", allow_alias=False)
@@ -158,12 +162,12 @@ class ModelRegistry:
         return deleted
 
     async def list_registered(self, *, page_size: int, page_token: str, name_prefix: str) -> Page:
-        size, offset = _page_size(page_size), _offset_token(page_token)
+        size, offset = page_size_of(page_size), offset_of(page_token)
         prefix = (name_prefix or "").removeprefix("registeredModels/")
         if len(prefix) > 128:
             raise _bad("name_prefix", "at most 128 characters")
         items, total = await self._repo.list_registered(prefix=prefix, page_size=size + 1, offset=offset)
-        return Page(items[:size], _encode_offset(offset + size) if len(items) > size else "", total)
+        return Page(items[:size], encode_offset(offset + size) if len(items) > size else "", total)
 
     async def set_alias(self, model_version: str, alias: str) -> tuple[AliasRecord, int | None]:
         alias = alias_of(alias, "alias")

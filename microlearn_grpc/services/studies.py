@@ -102,13 +102,9 @@ class StudyService:
             raise
         await self._bus.publish(study_events.stream(study.id), study_events.state_event(
             study.id, "PENDING", f"queued: {', '.join(resolved['candidates'])} on {resolved['dataset_display']}"))
-        try:
-            from workers.queue import enqueue
+        from workers.queue import enqueue_or_defer
 
-            await enqueue(self._queue, job.id, self._queue_name)
-        except Exception:  # noqa: BLE001 - the reconciler queues jobs Redis never got
-            log.warning("could not queue the coordinator of %s now; the reconciler will", study.resource_name,
-                        exc_info=True)
+        await enqueue_or_defer(self._queue, job.id, self._queue_name, f"the coordinator of {study.resource_name}")
         return study, True
 
     def warm(self) -> None:
@@ -218,9 +214,6 @@ class StudyService:
         members = int(spec.get("ensemble_max_members") or 0)
         if members and not 2 <= members <= MAX_MEMBERS:
             raise _bad("spec.ensemble_max_members", f"must be 2-{MAX_MEMBERS} (0 means {DEFAULT_MEMBERS})")
-        if spec.get("refit"):
-            raise errors.Unimplemented("spec.refit: not built in this MicroLearn version yet (validate with k-fold "
-                                       "to get models refit on all rows); leave it false")
         sampler, pruner = spec.get("sampler") or "tpe", spec.get("pruner") or "median"
         if sampler not in SAMPLERS:
             raise _bad("spec.sampler", f"must be one of {', '.join(SAMPLERS)}")
@@ -290,6 +283,7 @@ class StudyService:
             "feature_columns": list(spec.get("feature_columns") or []),
             "ignore_columns": list(spec.get("ignore_columns") or []),
             "experiment_name": spec.get("experiment_name") or "microlearn", "labels": labels,
+            "skip_evaluation": bool(spec.get("skip_evaluation")),
         }
 
     @staticmethod
@@ -391,16 +385,12 @@ class StudyService:
     def events(self, name: str, *, after: str = "", replay_only: bool = False):
         study_id = study_id_of(name)
 
-        async def idle_check() -> bool:
+        async def ended() -> bool:
             study = await self.repo.get(study_id)
             return study is None or study.is_terminal
-
-        async def replay_done() -> bool:
-            return True
         try:
-            return self._bus.read(study_events.stream(study_id), after=after, terminal=study_events.is_terminal,
-                                  idle_check=replay_done if replay_only else idle_check,
-                                  block_ms=10 if replay_only else 1000)
+            return self._bus.follow(study_events.stream(study_id), after=after, terminal=study_events.is_terminal,
+                                    ended=ended, replay_only=replay_only)
         except ValueError as exc:
             raise _bad("after_sequence", str(exc)) from None
 

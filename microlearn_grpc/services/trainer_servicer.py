@@ -15,7 +15,8 @@ from microlearn_grpc.storage.jobs_repo import KINDS, JobRecord
 from microlearn_grpc.storage.models_repo import ModelRecord
 
 _KINDS = {"training": common_pb2.JOB_KIND_TRAINING, "trial": common_pb2.JOB_KIND_TRIAL,
-          "batch_prediction": common_pb2.JOB_KIND_BATCH_PREDICTION, "evaluation": common_pb2.JOB_KIND_EVALUATION, "study": common_pb2.JOB_KIND_STUDY}
+          "batch_prediction": common_pb2.JOB_KIND_BATCH_PREDICTION, "evaluation": common_pb2.JOB_KIND_EVALUATION, "study": common_pb2.JOB_KIND_STUDY,
+          "pipeline": common_pb2.JOB_KIND_PIPELINE}
 _KIND_NAMES = {v: k for k, v in _KINDS.items()}
 _COLUMN_TYPES = {"numeric": common_pb2.COLUMN_TYPE_NUMERIC, "categorical": common_pb2.COLUMN_TYPE_CATEGORICAL,
                  "boolean": common_pb2.COLUMN_TYPE_BOOLEAN, "datetime": common_pb2.COLUMN_TYPE_DATETIME,
@@ -27,7 +28,8 @@ _CONTENT_TYPE = "application/x-tar"
 assert set(_KINDS) == set(KINDS)
 
 
-def _ts(value) -> timestamp_pb2.Timestamp | None:
+def timestamp(value) -> timestamp_pb2.Timestamp | None:
+    """A datetime as a protobuf Timestamp (None stays None: the field is left unset)."""
     if value is None:
         return None
     ts = timestamp_pb2.Timestamp()
@@ -83,6 +85,7 @@ def spec_from_proto(spec: trainer_pb2.TrainingSpec) -> dict[str, Any]:
         "balance_classes": spec.balance_classes, "feature_columns": list(spec.feature_columns),
         "ignore_columns": list(spec.ignore_columns), "experiment_name": spec.experiment_name,
         "labels": dict(spec.labels), "timeout_seconds": spec.timeout_seconds,
+        "permutation_importance": spec.permutation_importance,
     }
 
 
@@ -93,7 +96,8 @@ def spec_to_proto(spec: dict[str, Any]) -> trainer_pb2.TrainingSpec:
         seed=spec.get("seed", 0), balance_classes=spec.get("balance_classes", False),
         feature_columns=spec.get("feature_columns", []), ignore_columns=spec.get("ignore_columns", []),
         experiment_name=spec.get("experiment_name", ""), labels=spec.get("labels", {}),
-        timeout_seconds=spec.get("timeout_seconds", 0))
+        timeout_seconds=spec.get("timeout_seconds", 0),
+        permutation_importance=bool(spec.get("permutation_importance", False)))
     for key, value in (spec.get("hyperparameters") or {}).items():
         message.hyperparameters.values[key].CopyFrom(_value(value))
     validation_to_proto(spec.get("validation") or {}, message.validation)
@@ -127,7 +131,7 @@ def model_to_proto(model: ModelRecord, *, with_schema: bool = True) -> trainer_p
         task=TASK_TYPES[model.task], metric=model.metric, metrics=model.metrics, metrics_std=model.metrics_std,
         train_metrics=model.train_metrics, class_labels=model.class_labels,
         format=_FORMATS.get(model.format, common_pb2.MODEL_FORMAT_UNSPECIFIED), size_bytes=model.size_bytes,
-        sha256=model.sha256, create_time=_ts(model.created_at), mlflow_run_id=model.mlflow_run_id or "",
+        sha256=model.sha256, create_time=timestamp(model.created_at), mlflow_run_id=model.mlflow_run_id or "",
         iterations=model.iterations, best_iteration=model.best_iteration,
         training_row_count=model.training_row_count, fit_time_seconds=model.fit_time_seconds, device=model.device,
         study=f"studies/{model.study_id}" if model.study_id else "", trial_number=model.trial_number,
@@ -136,12 +140,27 @@ def model_to_proto(model: ModelRecord, *, with_schema: bool = True) -> trainer_p
         message.hyperparameters.values[key].CopyFrom(_value(value))
     for member in model.lineage.get("members") or []:  # an ensemble's members
         message.ensemble_members.add(model=member["model"], weight=member["weight"])
-    if with_schema:
+    importance = model.diagnostics.get("permutation_importance") or {}
+    message.importance_metric = importance.get("metric", "")
+    message.feature_importance.extend(importance_to_proto(importance))
+    evaluation = model.diagnostics.get("evaluation")
+    if evaluation:
+        message.evaluation.CopyFrom(trainer_pb2.ModelEvaluation(
+            job=evaluation["job"], dataset=evaluation["dataset"], rows=evaluation["rows"],
+            row_count=evaluation["row_count"], metrics=evaluation["metrics"]))
+        message.evaluation.evaluate_time.FromJsonString(evaluation["evaluate_time"].replace("+00:00", "Z"))
+    if with_schema:  # the heavy parts: GetModel only
+        message.diagnostics.update(model.diagnostics)
         for column in model.feature_schema:
             message.feature_schema.columns.add(
                 name=column["name"], type=_COLUMN_TYPES.get(column.get("type", ""), 0),
                 physical_type=column.get("physical_type", ""), categories=column.get("categories", []))
     return message
+
+
+def importance_to_proto(importance: dict[str, Any], limit: int | None = None) -> list[trainer_pb2.FeatureImportance]:
+    return [trainer_pb2.FeatureImportance(feature=f["name"], importance=f["mean"], importance_std=f["std"],
+                                          repeats=f["repeats"]) for f in (importance.get("features") or [])[:limit]]
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
@@ -237,5 +256,12 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                 metrics={k: v for k, v in m.metrics.items() if k in columns},
                 metrics_std={k: v for k, v in m.metrics_std.items() if k in columns},
                 fit_time_seconds=m.fit_time_seconds, size_bytes=m.size_bytes,
-                study=f"studies/{m.study_id}" if m.study_id else "", rank=table["ranks"].get(m.id, 0))
+                study=f"studies/{m.study_id}" if m.study_id else "", rank=table["ranks"].get(m.id, 0),
+                top_features=importance_to_proto(m.diagnostics.get("permutation_importance") or {}, 5))
                 for m in table["models"]])
+
+    @translate_errors
+    async def EvaluateModel(self, request, context):
+        job = await self._service.evaluations.start(request.model, dataset=request.dataset, metric=request.metric,
+                                                    request_id=request.request_id)
+        return trainer_pb2.EvaluateModelResponse(job=job_to_proto(job))

@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -28,6 +28,9 @@ from microlearn_grpc.storage.datasets_repo import decode_page_token, encode_page
 from microlearn_grpc.storage.events import EventBus, is_terminal_state_change
 from microlearn_grpc.storage.jobs_repo import STATES, JobRecord, JobRepository
 from microlearn_grpc.storage.models_repo import ModelRecord, ModelRepository
+
+if TYPE_CHECKING:
+    from microlearn_grpc.services.evaluation import EvaluationService
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class TrainingService:
         self._max_attempts = max_attempts
         self._max_timeout = max_timeout_seconds
         self._queue_name = queue_name
+        self._evaluations: EvaluationService | None = None
 
     @property
     def max_timeout_seconds(self) -> int:
@@ -93,6 +97,15 @@ class TrainingService:
     @property
     def models(self) -> ModelRepository:
         return self._models
+
+    @property
+    def evaluations(self) -> EvaluationService:
+        """EvaluateModel's use case, on this service's job machinery."""
+        from microlearn_grpc.services.evaluation import EvaluationService
+
+        if self._evaluations is None:
+            self._evaluations = EvaluationService(self, self._datasets, self._pool)
+        return self._evaluations
 
     # -- StartTraining ---------------------------------------------------------------------------
 
@@ -107,19 +120,27 @@ class TrainingService:
             existing = await self._pool.fetchval("SELECT id FROM jobs WHERE request_id = $1", request_id)
             if existing:
                 return await self.get_job(existing), False
-        resolved = {**await self.resolve_spec(spec), **(extra or {}), "queue": self._queue_name}
+        resolved = {**await self.resolve_spec(spec), **(extra or {})}
+        return await self.submit(kind, resolved, estimator=resolved["estimator"], study_id=study_id,
+                                 request_id=request_id,
+                                 message=f"queued: {resolved['estimator']} on {resolved['dataset_display']}")
+
+    async def submit(self, kind: str, spec: dict[str, Any], *, estimator: str | None, request_id: str = "",
+                     study_id: str | None = None, message: str) -> tuple[JobRecord, bool]:
+        """Write a resolved job (holding its dataset, `spec["dataset"]`, while it is active) and queue it;
+        (job, created) as `start` returns it."""
+        spec = {**spec, "queue": self._queue_name}
         async with self._pool.acquire() as conn, conn.transaction():
             job, created = await self._jobs.create(
-                kind=kind, spec=resolved, dataset_id=resolved["dataset"].removeprefix("datasets/"),
-                estimator=resolved["estimator"], study_id=study_id, labels=resolved["labels"],
+                kind=kind, spec=spec, dataset_id=spec["dataset"].removeprefix("datasets/"),
+                estimator=estimator, study_id=study_id, labels=spec["labels"],
                 request_id=request_id or None, max_attempts=self._max_attempts, conn=conn)
             if created:
                 await conn.execute("INSERT INTO dataset_references (dataset_id, referrer) VALUES ($1, $2)"
                                    " ON CONFLICT DO NOTHING", job.dataset_id, job.resource_name)
         if not created:
             return job, False
-        await self._publish(job.id, [job_events.state_event(
-            job.id, "PENDING", f"queued: {resolved['estimator']} on {resolved['dataset_display']}")])
+        await self._publish(job.id, [job_events.state_event(job.id, "PENDING", message)])
         try:
             from workers.queue import enqueue
 
@@ -246,7 +267,7 @@ class TrainingService:
             "max_iterations": max_iterations, "early_stopping": early_stopping, "seed": int(seed),
             "use_gpu": use_gpu, "balance_classes": balance, "feature_columns": feature_columns,
             "ignore_columns": ignore_columns, "experiment_name": experiment or "microlearn", "labels": labels,
-            "timeout_seconds": timeout,
+            "timeout_seconds": timeout, "permutation_importance": bool(spec.get("permutation_importance")),
         }
 
     @staticmethod
@@ -291,8 +312,8 @@ class TrainingService:
 
     async def list_jobs(self, *, page_size: int, page_token: str, states: list[str], kind: str | None,
                         dataset: str, estimator: str, study: str, labels: dict[str, str]) -> Page:
-        size = _page_size(page_size)
-        after = _keyset_token(page_token)
+        size = page_size_of(page_size)
+        after = keyset_of(page_token)
         dataset_ids = await self.dataset_ids(dataset, "dataset") if dataset else None
         if labels:
             check_labels(labels, "labels")
@@ -420,8 +441,8 @@ class TrainingService:
 
     async def list_models(self, *, page_size: int, page_token: str, dataset: str, estimator: str, task: str | None,
                           study: str, labels: dict[str, str], order_by: str) -> Page:
-        size = _page_size(page_size)
-        offset = _offset_token(page_token)
+        size = page_size_of(page_size)
+        offset = offset_of(page_token)
         dataset_ids = await self.dataset_ids(dataset, "dataset") if dataset else None
         order = (order_by or "create_time desc").strip()
         match = _ORDER_BY.fullmatch(order)
@@ -433,7 +454,7 @@ class TrainingService:
             estimator=estimator.removeprefix("estimators/") or None, task=task,
             study_id=study.removeprefix("studies/") or None, labels=labels or None,
             order_metric=match.group(2), descending=descending)
-        token = _encode_offset(offset + size) if len(items) > size else ""
+        token = encode_offset(offset + size) if len(items) > size else ""
         return Page(items[:size], token, total)
 
     async def delete_model(self, name: str) -> ModelRecord:
@@ -492,13 +513,13 @@ def check_labels(labels: dict[str, str], field: str) -> dict[str, str]:
     return dict(labels)
 
 
-def _page_size(page_size: int) -> int:
+def page_size_of(page_size: int) -> int:
     if not 0 <= page_size <= MAX_PAGE_SIZE:
         raise _bad("page_size", f"must be between 0 and {MAX_PAGE_SIZE}, got {page_size}")
     return page_size or DEFAULT_PAGE_SIZE
 
 
-def _keyset_token(token: str):
+def keyset_of(token: str):
     if not token:
         return None
     try:
@@ -507,11 +528,11 @@ def _keyset_token(token: str):
         raise _bad("page_token", "not valid: pass next_page_token from a previous response") from None
 
 
-def _encode_offset(offset: int) -> str:
+def encode_offset(offset: int) -> str:
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
 
 
-def _offset_token(token: str) -> int:
+def offset_of(token: str) -> int:
     if not token:
         return 0
     try:

@@ -1,6 +1,10 @@
 """Models held in memory by a serving process: each trained model is fetched once, verified
 (SHA-256 + HMAC, by `TrainedModel.load`) before anything in it is unpickled, and kept warm.
 
+Its preprocessing pipeline is also compiled to NumPy (`core.fast_transform`): the compiled transform
+answers requests only after it reproduced the pipeline's own output on sample rows (known and unseen
+categories, missing values) at load; otherwise requests go through scikit-learn as before.
+
 Concurrent requests for the same model share one load. A load that fails verification raises
 `errors.DataLoss` and leaves nothing cached, so the next routing change tries again.
 """
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from microlearn_grpc import errors
-from microlearn_grpc.serving.inputs import InputSchema
+from microlearn_grpc.serving.inputs import InputSchema, to_frame
 from microlearn_grpc.storage.artifacts import ArtifactStore
 from microlearn_grpc.storage.models_repo import ModelRecord, ModelRepository
 
@@ -41,6 +45,7 @@ class LoadedModel:
     trained: Any  # core.model_artifact.TrainedModel
     schema: InputSchema
     class_labels: tuple[str, ...]
+    fast: Any = None  # core.fast_transform.FastTransform, checked against the pipeline at load; None: use it
 
     @property
     def task(self) -> str:
@@ -50,10 +55,13 @@ class LoadedModel:
     def is_classifier(self) -> bool:
         return self.record.task in ("binary", "multiclass")
 
-    def predict(self, frame: Any, *, probabilities: bool) -> Prediction:
-        """Transform once, then predict: for classifiers the label is the most probable class, so
-        one `predict_proba` gives both."""
-        matrix = self.trained.transform(frame)
+    def predict(self, values: dict[str, np.ndarray], rows: int, *, probabilities: bool) -> Prediction:
+        """Decoded feature arrays (`serving.inputs`) in, predictions out. Transform once, then predict:
+        for classifiers the label is the most probable class, so one `predict_proba` gives both."""
+        if self.fast is not None:
+            matrix = self.fast.transform(values, rows)
+        else:
+            matrix = self.trained.transform(to_frame(values, self.schema))
         estimator = self.trained.estimator
         if self.is_classifier:
             proba = np.asarray(estimator.predict_proba(matrix), dtype="float64")
@@ -121,9 +129,34 @@ class ModelCache:
             except Exception as exc:  # noqa: BLE001 - e.g. a library version that cannot read it
                 log.exception("cannot load models/%s", model_id)
                 raise errors.DataLoss(f"models/{model_id} could not be loaded: {type(exc).__name__}: {exc}") from None
-        loaded = LoadedModel(record=record, trained=trained,
-                             schema=InputSchema.from_feature_schema(trained.manifest.get("feature_schema") or []),
-                             class_labels=tuple(trained.class_labels))
+        schema = InputSchema.from_feature_schema(trained.manifest.get("feature_schema") or [])
+        fast = await asyncio.to_thread(compiled_transform, trained, schema, model_id)
+        loaded = LoadedModel(record=record, trained=trained, schema=schema, class_labels=tuple(trained.class_labels),
+                             fast=fast)
         self._loaded[model_id] = loaded
-        log.info("loaded models/%s (%s)", model_id, record.estimator)
+        log.info("loaded models/%s (%s; preprocessing %s)", model_id, record.estimator,
+                 "compiled" if fast is not None else "through scikit-learn")
         return loaded
+
+
+def compiled_transform(trained: Any, schema: InputSchema, model_id: str) -> Any:
+    """The model's preprocessor compiled to NumPy, if it reproduces the pipeline on sample rows; else None."""
+    from microlearn_grpc.core.fast_transform import compile_preprocessor, sample_values
+
+    preprocessor = getattr(trained, "preprocessor", None)
+    if preprocessor is None:  # an ensemble: its members transform for themselves
+        return None
+    try:
+        fast = compile_preprocessor(preprocessor)
+        if fast is None:
+            return None
+        categories = {name: sorted(known) for name, known in schema.categories.items()}
+        values = sample_values(schema.columns, categories)
+        problem = fast.check(preprocessor, values, len(next(iter(values.values()))))
+    except Exception as exc:  # noqa: BLE001 - the scikit-learn path still serves
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        log.warning("models/%s: compiled preprocessing disagrees with the pipeline (%s); serving through "
+                    "scikit-learn", model_id, problem)
+        return None
+    return fast

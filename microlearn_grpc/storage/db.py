@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from importlib import resources
+from typing import Any
 
 import asyncpg
 
@@ -74,3 +75,37 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied_now
+
+
+class Where:
+    """SQL conditions and their arguments, one filter at a time: `add("state = ANY({}::text[])", states)`
+    puts the value's `$n` placeholder where `{}` is."""
+
+    def __init__(self) -> None:
+        self.conditions: list[str] = ["true"]
+        self.args: list[Any] = []
+
+    def add(self, condition: str, *values: Any) -> None:
+        marks = []
+        for value in values:
+            self.args.append(value)
+            marks.append(f"${len(self.args)}")
+        self.conditions.append(condition.format(*marks))
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.conditions)
+
+
+async def newest_first(pool: asyncpg.Pool, table: str, where: Where, *, after: tuple | None,
+                       page_size: int) -> tuple[list[asyncpg.Record], int]:
+    """One page of `table`'s rows matching `where`, newest first by (created_at, id), starting after the
+    keyset `after`; and how many rows match in all."""
+    total = await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {where.sql}", *where.args)
+    if after is not None:
+        where.add("(created_at, id) < ({}, {})", *after)
+    args = [*where.args, page_size]
+    rows = await pool.fetch(f"SELECT * FROM {table} WHERE {where.sql} ORDER BY created_at DESC, id DESC "
+                            f"LIMIT ${len(args)}", *args)
+    return rows, int(total)
+

@@ -7,6 +7,7 @@ tail, so readers take an `idle_check` that asks Postgres whether to stop waiting
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -16,6 +17,8 @@ import redis.asyncio as aioredis
 from microlearn.v1 import common_pb2
 
 __all__ = ["EventBus", "is_terminal_state_change"]
+
+log = logging.getLogger(__name__)
 
 _STREAM_NAME = re.compile(r"[A-Za-z0-9/_.-]+")
 _MAX_STREAM_NAME = 200
@@ -135,6 +138,15 @@ class EventBus:
             event.sequence = entry_id
         return ids
 
+    async def publish_or_warn(self, stream: str, events: Iterable[Any]) -> None:
+        """`publish_many` for coordinators: a Redis hiccup is logged, not raised (events are transport;
+        Postgres holds the truth, and a coordinator must not fail over a lost event)."""
+        events = list(events)
+        try:
+            await self.publish_many(stream, events)
+        except Exception:  # noqa: BLE001
+            log.warning("could not publish %d event(s) to %s", len(events), stream, exc_info=True)
+
     async def delete(self, stream: str) -> None:
         """Drop a stream and its history (readers tailing it keep waiting until their idle_check)."""
         await self._redis.delete(self.key(stream))
@@ -177,6 +189,16 @@ class EventBus:
         servicer can answer INVALID_ARGUMENT before it opens its response stream.
         """
         return self._read(self.key(stream), _parse_after(after), terminal, self._block_ms(block_ms), idle_check)
+
+    def follow(self, stream: str, *, after: str = "", terminal: Callable[[Any], bool],
+               ended: Callable[[], Awaitable[bool]], replay_only: bool = False) -> AsyncIterator[Any]:
+        """What a `Stream…Events` RPC sends: the history after `after`, then (unless `replay_only`) live
+        events until a `terminal` one, or until `ended()` (the resource is terminal in Postgres) after a quiet
+        read. Raises ValueError for a bad `after`, as `read` does."""
+        async def replayed() -> bool:
+            return True
+        return self.read(stream, after=after, terminal=terminal, idle_check=replayed if replay_only else ended,
+                         block_ms=10 if replay_only else 1000)
 
     async def _read(self, key: str, last_id: str, terminal: Callable[[common_pb2.JobEvent], bool] | None,
                     block: int, idle_check: Callable[[], Awaitable[bool]] | None,

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-KINDS = ("training", "trial", "batch_prediction", "evaluation", "study")
+KINDS = ("training", "trial", "batch_prediction", "evaluation", "study", "pipeline")
 STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 

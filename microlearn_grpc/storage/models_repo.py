@@ -87,6 +87,12 @@ class ModelRepository:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM models WHERE job_id = $1", job_id)
         return _record(row) if row else None
 
+    async def set_diagnostics(self, model_id: str, diagnostics: dict[str, Any], *,
+                              conn: asyncpg.Connection | None = None) -> bool:
+        """Replace a model's plot data (an evaluation job's result); False when the model is gone."""
+        return await (conn or self._pool).fetchval(
+            "UPDATE models SET diagnostics = $2 WHERE id = $1 RETURNING true", model_id, diagnostics) is not None
+
     async def delete(self, model_id: str) -> ModelRecord | None:
         row = await self._pool.fetchrow(f"DELETE FROM models WHERE id = $1 RETURNING {_COLUMNS}", model_id)
         return _record(row) if row else None

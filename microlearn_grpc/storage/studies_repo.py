@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from microlearn_grpc.storage.db import Where, newest_first
+
 TERMINAL_STUDY = ("SUCCEEDED", "FAILED", "CANCELLED")
 TERMINAL_TRIAL = ("COMPLETE", "PRUNED", "FAILED", "CANCELLED")
 
@@ -131,24 +133,16 @@ class StudyRepository:
     async def list(self, *, page_size: int, after: tuple[dt.datetime, str] | None, states: Iterable[str] = (),
                    dataset_ids: list[str] | None = None, labels: dict[str, str] | None = None,
                    ) -> tuple[list[StudyRecord], int]:
-        where, args = ["true"], []
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
+        where = Where()
         states = list(states)
         if states:
-            where.append(f"state = ANY({arg(states)})")
+            where.add("state = ANY({})", states)
         if dataset_ids is not None:
-            where.append(f"dataset_id = ANY({arg(dataset_ids)})")
+            where.add("dataset_id = ANY({})", dataset_ids)
         if labels:
-            where.append(f"labels @> {arg(json.dumps(labels))}::jsonb")
-        total = await self._pool.fetchval(f"SELECT count(*) FROM studies WHERE {' AND '.join(where)}", *args)
-        if after is not None:
-            where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
-        rows = await self._pool.fetch(f"SELECT * FROM studies WHERE {' AND '.join(where)} "
-                                      f"ORDER BY created_at DESC, id DESC LIMIT {arg(page_size)}", *args)
-        return [_load(StudyRecord, row) for row in rows], int(total)
+            where.add("labels @> {}::jsonb", json.dumps(labels))
+        rows, total = await newest_first(self._pool, "studies", where, after=after, page_size=page_size)
+        return [_load(StudyRecord, row) for row in rows], total
 
     async def start(self, study_id: str) -> StudyRecord:
         """PENDING -> RUNNING (first start) or keep RUNNING/STOPPING (a coordinator resuming)."""

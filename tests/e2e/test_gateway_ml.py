@@ -125,4 +125,13 @@ async def test_register_deploy_and_predict_over_rest(platform, workers, unique_n
         assert_error(await client.post(f"/v1/deployments/{name}/predict", json=bad), 400, "INVALID_ARGUMENT",
                      "mean radius")
         assert_error(await client.post("/v1/deployments/nope/predict", json=body), 404, "NOT_FOUND")
+        # The predict route is answered before FastAPI's routing (gateway._fast_predict): same contract.
+        path = f"/v1/deployments/{name}/predict"
+        assert_error(await client.post(path, content=b"{not json"), 400, "INVALID_ARGUMENT", "invalid JSON body")
+        assert_error(await client.post(path, json=[1]), 400, "INVALID_ARGUMENT", "expected a JSON object")
+        assert_error(await client.post(path, json={**body, "colour": 1}), 400, "INVALID_ARGUMENT", "colour")
+        assert_error(await client.post(path, content=b" " * (2 << 20)), 413, "RESOURCE_EXHAUSTED", "limit")
+        unauthenticated = await client.post(path, json=body, headers={"Authorization": ""})
+        assert_error(unauthenticated, 401, "UNAUTHENTICATED")
+        assert unauthenticated.headers["www-authenticate"] == "Bearer"
         assert (await client.delete(f"/v1/deployments/{name}")).status_code == 200

@@ -164,14 +164,54 @@ def test_up_uses_external_backends_when_configured(tmp_path, backends, monkeypat
         assert up.interrupt() == 0
 
 
-def test_serve_stops_gracefully_on_sigterm(tmp_path, backends):
-    env = {**os.environ, "MICROLEARN_DATABASE_URL": backends.database_url, "MICROLEARN_REDIS_URL": backends.redis_url,
-           "MICROLEARN_DATA_DIR": str(tmp_path), "MICROLEARN_TOKEN": "t", "MICROLEARN_GRPC_PORT": "0"}
-    proc = subprocess.Popen([*MICROLEARN, "serve", "--service", "dataset"], env=env, stdout=subprocess.PIPE,
+def serve_env(tmp_path, backends) -> dict[str, str]:
+    return {**os.environ, "MICROLEARN_DATABASE_URL": backends.database_url, "MICROLEARN_REDIS_URL": backends.redis_url,
+            "MICROLEARN_DATA_DIR": str(tmp_path), "MICROLEARN_TOKEN": "t", "MICROLEARN_GRPC_PORT": "0"}
+
+
+def start_serve(env: dict[str, str]) -> subprocess.Popen:
+    """`microlearn serve --service dataset` on a free port; its first line is `grpc: HOST:PORT`."""
+    return subprocess.Popen([*MICROLEARN, "serve", "--service", "dataset"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+
+
+def test_serve_stops_gracefully_on_sigterm(tmp_path, backends):
+    proc = start_serve(serve_env(tmp_path, backends))
     try:
         line = proc.stdout.readline()
         assert line.startswith("grpc: 127.0.0.1:"), line
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+
+
+def test_serve_refuses_a_port_another_server_holds(tmp_path, backends):
+    """gRPC's default SO_REUSEPORT would let a second server share the port (and half its traffic)."""
+    env = serve_env(tmp_path, backends)
+    first = start_serve(env)
+    try:
+        port = first.stdout.readline().strip().rsplit(":", 1)[1]
+        second = subprocess.run([*MICROLEARN, "serve", "--service", "dataset", "--port", port], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in second.stderr, second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+
+
+def test_up_with_several_server_processes_sharing_the_port(tmp_path):
+    up = Up(tmp_path / "ml", "--servers", "2")
+    try:
+        up.wait_for("ready")
+        assert any(line == f"server: 2 processes sharing port {up.value('grpc:').rsplit(':', 1)[1]}"
+                   for line in up.lines), up.lines
+        import psutil
+
+        servers = [p for p in psutil.Process(up.proc.pid).children() if "serve" in p.cmdline()]
+        assert len(servers) == 2 and all(p.is_running() for p in servers)
+        env = {**os.environ, "MICROLEARN_ADDRESS": up.value("grpc:"), "MICROLEARN_TOKEN": up.value("token:")}
+        for _ in range(4):  # new connections land on either process; every one answers
+            listed = cli(env, "datasets", "list", "--json")
+            assert listed.returncode == 0, listed.stderr
+    finally:
+        assert up.interrupt() == 0

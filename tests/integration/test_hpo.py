@@ -59,7 +59,17 @@ def wait(hpo, name: str, timeout: float = 120) -> hpo_pb2.Study:
     raise AssertionError(f"{name} did not end within {timeout} s: {study}")
 
 
+def idle_workers(backends, timeout: float = 90) -> None:
+    """Wait for jobs earlier tests left behind (evaluation jobs that registrations and studies start
+    in the background) so a budget test measures its own study, not a queue shared with them."""
+    deadline = time.monotonic() + timeout
+    while sql(backends, "SELECT id FROM jobs WHERE kind = 'evaluation' AND state IN ('PENDING', 'RUNNING')"):
+        assert time.monotonic() < deadline, "evaluation jobs of earlier tests still running"
+        time.sleep(0.2)
+
+
 def test_study_searches_within_its_budget_on_both_workers(hpo, channel, data, backends, platform):
+    idle_workers(backends)
     budget = 20
     began = time.monotonic()
     study = start(hpo, dataset=data["cancer"].name, target="target", budget={"time_budget_seconds": budget},
@@ -86,10 +96,15 @@ def test_study_searches_within_its_budget_on_both_workers(hpo, channel, data, ba
     complete = [t for t in done.leaderboard if t.state == hpo_pb2.TRIAL_STATE_COMPLETE]
     assert [t.rank for t in complete] == list(range(1, len(complete) + 1))
     assert [t.score for t in complete] == sorted((t.score for t in complete), reverse=True)
-    assert {t.estimator for t in complete} == {"lightgbm_classifier", "logistic_regression",
-                                               "decision_tree_classifier"}, "each candidate's defaults run first"
+    # Each candidate's defaults run first. A default trial may still be pruned (the median pruner
+    # compares it with trials that reported earlier) or, rarely, not finish: it must have run.
+    tried = {t.estimator for t in done.leaderboard if t.state != hpo_pb2.TRIAL_STATE_FAILED}
+    assert tried == {"lightgbm_classifier", "logistic_regression", "decision_tree_classifier"}, [
+        (t.number, t.estimator, hpo_pb2.TrialState.Name(t.state), t.score) for t in done.leaderboard]
     assert complete[0].score > 0.95 and complete[0].job.startswith("jobs/") and complete[0].fit_time_seconds > 0
-    workers = sql(backends, "SELECT DISTINCT worker_id FROM study_trials WHERE study_id = $1", done.id)
+    # (a trial cancelled at the deadline before any worker took it has no worker)
+    workers = sql(backends, "SELECT DISTINCT worker_id FROM study_trials WHERE study_id = $1 AND worker_id <> ''",
+                  done.id)
     assert len(workers) == 2, "trials ran on both worker processes"
     trainer = trainer_pb2_grpc.TrainerServiceStub(channel)
     model = trainer.GetModel(trainer_pb2.GetModelRequest(name=done.best_model), metadata=AUTH).model
@@ -190,7 +205,6 @@ def test_get_best_trial_before_any_completes(hpo, data):
     ({"search_spaces": {"lightgbm_classifier": common_pb2.SearchSpace(parameters=[common_pb2.ParameterSpec(
         name="no_such", int_distribution=common_pb2.IntDistribution(low=1, high=3, step=1))])}},
      grpc.StatusCode.INVALID_ARGUMENT, "no_such"),
-    ({"refit": True}, grpc.StatusCode.UNIMPLEMENTED, "spec.refit"),
     ({"task": common_pb2.TASK_TYPE_REGRESSION, "candidates": ["lightgbm_classifier"]},
      grpc.StatusCode.INVALID_ARGUMENT, "spec.candidates"),
 ])

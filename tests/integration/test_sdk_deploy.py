@@ -21,7 +21,7 @@ from tests.integration.deploy_support import FEATURES, serving_table, train_mode
 pytestmark = pytest.mark.integration
 RUN = uuid.uuid4().hex[:6]
 COMMANDS = [("deploy", "create"), ("deploy", "list"), ("deploy", "show"), ("deploy", "promote"),
-            ("deploy", "rollback"), ("deploy", "delete"), ("predict",)]
+            ("deploy", "rollback"), ("deploy", "delete"), ("deploy", "batch-predict"), ("predict",)]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_every_command_has_help_with_an_example():
         assert result.exit_code == 0 and "Example" in result.stdout, (command, result.stdout)
 
 
-def test_cli_deploy_predict_promote_rollback_delete(invoke, models, tmp_path):
+def test_cli_deploy_predict_promote_rollback_delete(invoke, models, tmp_path, ml):
     name = f"cli-{RUN}"
     result = invoke("deploy", "create", name, "--model", models[0])
     assert result.exit_code == 0 and "state    ready" in result.stdout, result.output
@@ -127,6 +127,17 @@ def test_cli_deploy_predict_promote_rollback_delete(invoke, models, tmp_path):
     serving_table(2)[FEATURES].assign(x1="oops").to_csv(bad, index=False)
     result = invoke("predict", name, str(bad))
     assert result.exit_code == 1 and "'x1'" in result.output
+    source = f"cli-batch-{RUN}"
+    ml.upload_dataset(serving_table(30, seed=4), name=source)
+    result = invoke("deploy", "batch-predict", name, source, "-p", "label", "-o", f"{source}-scored", "--json")
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.stdout)["job"]
+    assert job["state"] == "JOB_STATE_SUCCEEDED" and job["outputs"], job
+    scored_rows = ml.sample_dataset(job["outputs"][0], n=100)
+    assert len(scored_rows) == 30 and {"label", "prediction", "probability_yes"} <= set(scored_rows.columns)
+    result = invoke("deploy", "batch-predict", name, "no-such-dataset")
+    assert result.exit_code == 1 and "no-such-dataset" in result.output
+
     for deployment in (canary, follower, name):
         assert invoke("deploy", "delete", deployment).exit_code == 0
     assert invoke("deploy", "show", name).exit_code == 1

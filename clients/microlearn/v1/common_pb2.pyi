@@ -46,6 +46,7 @@ class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_KIND_BATCH_PREDICTION: _ClassVar[JobKind]
     JOB_KIND_EVALUATION: _ClassVar[JobKind]
     JOB_KIND_STUDY: _ClassVar[JobKind]
+    JOB_KIND_PIPELINE: _ClassVar[JobKind]
 
 class LogLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -93,6 +94,7 @@ JOB_KIND_TRIAL: JobKind
 JOB_KIND_BATCH_PREDICTION: JobKind
 JOB_KIND_EVALUATION: JobKind
 JOB_KIND_STUDY: JobKind
+JOB_KIND_PIPELINE: JobKind
 LOG_LEVEL_UNSPECIFIED: LogLevel
 LOG_LEVEL_DEBUG: LogLevel
 LOG_LEVEL_INFO: LogLevel

@@ -78,7 +78,7 @@ class StudyBudget(_message.Message):
     def __init__(self, time_budget_seconds: _Optional[int] = ..., max_trials: _Optional[int] = ..., trial_timeout_seconds: _Optional[int] = ..., max_trials_without_improvement: _Optional[int] = ...) -> None: ...
 
 class StudySpec(_message.Message):
-    __slots__ = ("display_name", "dataset", "target", "task", "candidates", "max_candidates", "metric", "direction", "budget", "parallelism", "validation", "seed", "ensemble", "ensemble_max_members", "refit", "sampler", "pruner", "search_spaces", "max_iterations", "early_stopping", "use_gpu", "balance_classes", "feature_columns", "ignore_columns", "experiment_name", "labels")
+    __slots__ = ("display_name", "dataset", "target", "task", "candidates", "max_candidates", "metric", "direction", "budget", "parallelism", "validation", "seed", "ensemble", "ensemble_max_members", "refit", "sampler", "pruner", "search_spaces", "max_iterations", "early_stopping", "use_gpu", "balance_classes", "feature_columns", "ignore_columns", "experiment_name", "labels", "skip_evaluation")
     class SearchSpacesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class StudySpec(_message.Message):
     IGNORE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_NAME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_EVALUATION_FIELD_NUMBER: _ClassVar[int]
     display_name: str
     dataset: str
     target: str
@@ -145,7 +146,8 @@ class StudySpec(_message.Message):
     ignore_columns: _containers.RepeatedScalarFieldContainer[str]
     experiment_name: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, display_name: _Optional[str] = ..., dataset: _Optional[str] = ..., target: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., candidates: _Optional[_Iterable[str]] = ..., max_candidates: _Optional[int] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[_common_pb2.OptimizationDirection, str]] = ..., budget: _Optional[_Union[StudyBudget, _Mapping]] = ..., parallelism: _Optional[int] = ..., validation: _Optional[_Union[_common_pb2.ValidationStrategy, _Mapping]] = ..., seed: _Optional[int] = ..., ensemble: _Optional[bool] = ..., ensemble_max_members: _Optional[int] = ..., refit: _Optional[bool] = ..., sampler: _Optional[_Union[SamplerKind, str]] = ..., pruner: _Optional[_Union[PrunerKind, str]] = ..., search_spaces: _Optional[_Mapping[str, _common_pb2.SearchSpace]] = ..., max_iterations: _Optional[int] = ..., early_stopping: _Optional[_Union[_common_pb2.EarlyStopping, _Mapping]] = ..., use_gpu: _Optional[bool] = ..., balance_classes: _Optional[bool] = ..., feature_columns: _Optional[_Iterable[str]] = ..., ignore_columns: _Optional[_Iterable[str]] = ..., experiment_name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    skip_evaluation: bool
+    def __init__(self, display_name: _Optional[str] = ..., dataset: _Optional[str] = ..., target: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., candidates: _Optional[_Iterable[str]] = ..., max_candidates: _Optional[int] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[_common_pb2.OptimizationDirection, str]] = ..., budget: _Optional[_Union[StudyBudget, _Mapping]] = ..., parallelism: _Optional[int] = ..., validation: _Optional[_Union[_common_pb2.ValidationStrategy, _Mapping]] = ..., seed: _Optional[int] = ..., ensemble: _Optional[bool] = ..., ensemble_max_members: _Optional[int] = ..., refit: _Optional[bool] = ..., sampler: _Optional[_Union[SamplerKind, str]] = ..., pruner: _Optional[_Union[PrunerKind, str]] = ..., search_spaces: _Optional[_Mapping[str, _common_pb2.SearchSpace]] = ..., max_iterations: _Optional[int] = ..., early_stopping: _Optional[_Union[_common_pb2.EarlyStopping, _Mapping]] = ..., use_gpu: _Optional[bool] = ..., balance_classes: _Optional[bool] = ..., feature_columns: _Optional[_Iterable[str]] = ..., ignore_columns: _Optional[_Iterable[str]] = ..., experiment_name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., skip_evaluation: _Optional[bool] = ...) -> None: ...
 
 class Study(_message.Message):
     __slots__ = ("name", "id", "spec", "state", "error", "progress", "create_time", "start_time", "end_time", "trial_counts", "best_trial", "best_model", "ensemble_model", "ensemble_score", "leaderboard", "optuna_study_name", "mlflow_run_id")

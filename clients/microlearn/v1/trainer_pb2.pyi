@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from microlearn.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingSpec(_message.Message):
-    __slots__ = ("dataset", "target", "task", "estimator", "hyperparameters", "validation", "metric", "max_iterations", "early_stopping", "seed", "use_gpu", "balance_classes", "feature_columns", "ignore_columns", "experiment_name", "labels", "timeout_seconds")
+    __slots__ = ("dataset", "target", "task", "estimator", "hyperparameters", "validation", "metric", "max_iterations", "early_stopping", "seed", "use_gpu", "balance_classes", "feature_columns", "ignore_columns", "experiment_name", "labels", "timeout_seconds", "permutation_importance")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +37,7 @@ class TrainingSpec(_message.Message):
     EXPERIMENT_NAME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PERMUTATION_IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     target: str
     task: _common_pb2.TaskType
@@ -53,7 +55,8 @@ class TrainingSpec(_message.Message):
     experiment_name: str
     labels: _containers.ScalarMap[str, str]
     timeout_seconds: int
-    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., estimator: _Optional[str] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., validation: _Optional[_Union[_common_pb2.ValidationStrategy, _Mapping]] = ..., metric: _Optional[str] = ..., max_iterations: _Optional[int] = ..., early_stopping: _Optional[_Union[_common_pb2.EarlyStopping, _Mapping]] = ..., seed: _Optional[int] = ..., use_gpu: _Optional[bool] = ..., balance_classes: _Optional[bool] = ..., feature_columns: _Optional[_Iterable[str]] = ..., ignore_columns: _Optional[_Iterable[str]] = ..., experiment_name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+    permutation_importance: bool
+    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., estimator: _Optional[str] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., validation: _Optional[_Union[_common_pb2.ValidationStrategy, _Mapping]] = ..., metric: _Optional[str] = ..., max_iterations: _Optional[int] = ..., early_stopping: _Optional[_Union[_common_pb2.EarlyStopping, _Mapping]] = ..., seed: _Optional[int] = ..., use_gpu: _Optional[bool] = ..., balance_classes: _Optional[bool] = ..., feature_columns: _Optional[_Iterable[str]] = ..., ignore_columns: _Optional[_Iterable[str]] = ..., experiment_name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., timeout_seconds: _Optional[int] = ..., permutation_importance: _Optional[bool] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
     __slots__ = ("spec", "request_id")
@@ -164,7 +167,7 @@ class StreamJobEventsResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[_common_pb2.JobEvent, _Mapping]] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "id", "job", "dataset", "target", "estimator", "task", "hyperparameters", "metric", "metrics", "metrics_std", "train_metrics", "feature_schema", "class_labels", "format", "size_bytes", "sha256", "create_time", "mlflow_run_id", "iterations", "best_iteration", "training_row_count", "fit_time_seconds", "device", "study", "trial_number", "ensemble_members", "labels")
+    __slots__ = ("name", "id", "job", "dataset", "target", "estimator", "task", "hyperparameters", "metric", "metrics", "metrics_std", "train_metrics", "feature_schema", "class_labels", "format", "size_bytes", "sha256", "create_time", "mlflow_run_id", "iterations", "best_iteration", "training_row_count", "fit_time_seconds", "device", "study", "trial_number", "ensemble_members", "labels", "diagnostics", "feature_importance", "importance_metric", "evaluation")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +224,10 @@ class Model(_message.Message):
     TRIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ENSEMBLE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSTICS_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     job: str
@@ -249,7 +256,64 @@ class Model(_message.Message):
     trial_number: int
     ensemble_members: _containers.RepeatedCompositeFieldContainer[EnsembleMember]
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., job: _Optional[str] = ..., dataset: _Optional[str] = ..., target: _Optional[str] = ..., estimator: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., metric: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., metrics_std: _Optional[_Mapping[str, float]] = ..., train_metrics: _Optional[_Mapping[str, float]] = ..., feature_schema: _Optional[_Union[_common_pb2.FeatureSchema, _Mapping]] = ..., class_labels: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[_common_pb2.ModelFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mlflow_run_id: _Optional[str] = ..., iterations: _Optional[int] = ..., best_iteration: _Optional[int] = ..., training_row_count: _Optional[int] = ..., fit_time_seconds: _Optional[float] = ..., device: _Optional[str] = ..., study: _Optional[str] = ..., trial_number: _Optional[int] = ..., ensemble_members: _Optional[_Iterable[_Union[EnsembleMember, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    diagnostics: _struct_pb2.Struct
+    feature_importance: _containers.RepeatedCompositeFieldContainer[FeatureImportance]
+    importance_metric: str
+    evaluation: ModelEvaluation
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., job: _Optional[str] = ..., dataset: _Optional[str] = ..., target: _Optional[str] = ..., estimator: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., metric: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., metrics_std: _Optional[_Mapping[str, float]] = ..., train_metrics: _Optional[_Mapping[str, float]] = ..., feature_schema: _Optional[_Union[_common_pb2.FeatureSchema, _Mapping]] = ..., class_labels: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[_common_pb2.ModelFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mlflow_run_id: _Optional[str] = ..., iterations: _Optional[int] = ..., best_iteration: _Optional[int] = ..., training_row_count: _Optional[int] = ..., fit_time_seconds: _Optional[float] = ..., device: _Optional[str] = ..., study: _Optional[str] = ..., trial_number: _Optional[int] = ..., ensemble_members: _Optional[_Iterable[_Union[EnsembleMember, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., diagnostics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., feature_importance: _Optional[_Iterable[_Union[FeatureImportance, _Mapping]]] = ..., importance_metric: _Optional[str] = ..., evaluation: _Optional[_Union[ModelEvaluation, _Mapping]] = ...) -> None: ...
+
+class FeatureImportance(_message.Message):
+    __slots__ = ("feature", "importance", "importance_std", "repeats")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_STD_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    importance: float
+    importance_std: float
+    repeats: int
+    def __init__(self, feature: _Optional[str] = ..., importance: _Optional[float] = ..., importance_std: _Optional[float] = ..., repeats: _Optional[int] = ...) -> None: ...
+
+class ModelEvaluation(_message.Message):
+    __slots__ = ("job", "dataset", "rows", "row_count", "metrics", "evaluate_time")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    dataset: str
+    rows: str
+    row_count: int
+    metrics: _containers.ScalarMap[str, float]
+    evaluate_time: _timestamp_pb2.Timestamp
+    def __init__(self, job: _Optional[str] = ..., dataset: _Optional[str] = ..., rows: _Optional[str] = ..., row_count: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., evaluate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EvaluateModelRequest(_message.Message):
+    __slots__ = ("model", "dataset", "metric", "request_id")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    dataset: str
+    metric: str
+    request_id: str
+    def __init__(self, model: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class EvaluateModelResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _common_pb2.Job
+    def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
 
 class EnsembleMember(_message.Message):
     __slots__ = ("model", "weight")
@@ -380,7 +444,7 @@ class CompareModelsResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskType, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[ModelComparisonRow, _Mapping]]] = ..., best: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ModelComparisonRow(_message.Message):
-    __slots__ = ("model", "estimator", "dataset", "metrics", "metrics_std", "fit_time_seconds", "size_bytes", "study", "rank")
+    __slots__ = ("model", "estimator", "dataset", "metrics", "metrics_std", "fit_time_seconds", "size_bytes", "study", "rank", "top_features")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -404,6 +468,7 @@ class ModelComparisonRow(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
+    TOP_FEATURES_FIELD_NUMBER: _ClassVar[int]
     model: str
     estimator: str
     dataset: str
@@ -413,4 +478,5 @@ class ModelComparisonRow(_message.Message):
     size_bytes: int
     study: str
     rank: int
-    def __init__(self, model: _Optional[str] = ..., estimator: _Optional[str] = ..., dataset: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., metrics_std: _Optional[_Mapping[str, float]] = ..., fit_time_seconds: _Optional[float] = ..., size_bytes: _Optional[int] = ..., study: _Optional[str] = ..., rank: _Optional[int] = ...) -> None: ...
+    top_features: _containers.RepeatedCompositeFieldContainer[FeatureImportance]
+    def __init__(self, model: _Optional[str] = ..., estimator: _Optional[str] = ..., dataset: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., metrics_std: _Optional[_Mapping[str, float]] = ..., fit_time_seconds: _Optional[float] = ..., size_bytes: _Optional[int] = ..., study: _Optional[str] = ..., rank: _Optional[int] = ..., top_features: _Optional[_Iterable[_Union[FeatureImportance, _Mapping]]] = ...) -> None: ...

@@ -94,6 +94,11 @@ class TrainerServiceStub:
                 request_serializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsRequest.SerializeToString,
                 response_deserializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsResponse.FromString,
                 _registered_method=True)
+        self.EvaluateModel = channel.unary_unary(
+                '/microlearn.v1.TrainerService/EvaluateModel',
+                request_serializer=microlearn_dot_v1_dot_trainer__pb2.EvaluateModelRequest.SerializeToString,
+                response_deserializer=microlearn_dot_v1_dot_trainer__pb2.EvaluateModelResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServiceServicer:
@@ -192,6 +197,18 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EvaluateModel(self, request, context):
+        """Evaluates a trained model on held-out rows in an evaluation job (kind EVALUATION) and returns
+        the job at once in state PENDING. The job computes the task's metrics, the plot data and the
+        permutation importance of every original input column on `dataset`, or by default on the
+        model's own validation rows, and stores them with the model (`Model.evaluation`,
+        `Model.diagnostics`, `Model.feature_importance`) and in its MLflow run. Follow it with
+        StreamJobEvents or GetJob. Clustering models cannot be evaluated (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -244,6 +261,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.CompareModels,
                     request_deserializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsRequest.FromString,
                     response_serializer=microlearn_dot_v1_dot_trainer__pb2.CompareModelsResponse.SerializeToString,
+            ),
+            'EvaluateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateModel,
+                    request_deserializer=microlearn_dot_v1_dot_trainer__pb2.EvaluateModelRequest.FromString,
+                    response_serializer=microlearn_dot_v1_dot_trainer__pb2.EvaluateModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -526,6 +548,33 @@ class TrainerService:
             '/microlearn.v1.TrainerService/CompareModels',
             microlearn_dot_v1_dot_trainer__pb2.CompareModelsRequest.SerializeToString,
             microlearn_dot_v1_dot_trainer__pb2.CompareModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microlearn.v1.TrainerService/EvaluateModel',
+            microlearn_dot_v1_dot_trainer__pb2.EvaluateModelRequest.SerializeToString,
+            microlearn_dot_v1_dot_trainer__pb2.EvaluateModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
