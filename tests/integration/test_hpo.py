@@ -54,7 +54,8 @@ def wait(hpo, name: str, timeout: float = 120) -> hpo_pb2.Study:
     while time.monotonic() < deadline:
         study = hpo.GetStudy(hpo_pb2.GetStudyRequest(name=name), metadata=AUTH).study
         if study.state in TERMINAL:
-            return study
+            # The whole leaderboard: GetStudy returns the top 50 by default, and a budget test runs more.
+            return hpo.GetStudy(hpo_pb2.GetStudyRequest(name=name, leaderboard_size=10_000), metadata=AUTH).study
         time.sleep(0.3)
     raise AssertionError(f"{name} did not end within {timeout} s: {study}")
 
