@@ -58,3 +58,30 @@ def test_multiclass_and_forced_regression():
     forced = select_models(profile, "y", task="regression")
     assert forced.task == "regression" and forced.metric == "rmse"
     assert all("regression" in c.estimator.tasks for c in forced.candidates)
+
+
+def test_mid_size_tables_search_a_neural_network_and_keep_a_linear_model():
+    # From 5,000 rows the MLP earns a slot (it beat every boosted model on the bench's 30-40k-row tables),
+    # and a linear model keeps the last slot when boosting and bagging would take them all.
+    mid = select_models(_profile(30_000, features=20), "y", time_budget_seconds=30)
+    names = [c.estimator.name for c in mid.candidates]
+    assert names[0] == "lightgbm_classifier" and len(names) == 5
+    assert "lightning_mlp_classifier" in names
+    assert [n for n in names if n in ("logistic_regression", "ridge_classifier", "sgd_classifier")], names
+    linear = next(c for c in select_models(_profile(30_000, features=20), "y").candidates
+                  if c.estimator.family == "linear")
+    assert linear.rank <= 5 and linear.reason
+    # Below 5,000 rows the MLP gets no lift; a linear model is there on its own merit.
+    small = select_models(_profile(1_500), "y", max_candidates=5)
+    assert "lightning_mlp_classifier" not in [c.estimator.name for c in small.candidates]
+
+
+def test_the_linear_slot_never_overrides_an_explicit_list_or_a_tiny_one():
+    chosen = select_models(_profile(30_000), "y", include=("lightgbm_classifier", "xgboost_classifier",
+                                                          "random_forest_classifier"), max_candidates=3)
+    assert {c.estimator.name for c in chosen.candidates} == {"lightgbm_classifier", "xgboost_classifier",
+                                                             "random_forest_classifier"}
+    two = select_models(_profile(30_000), "y", max_candidates=2)
+    assert all(c.estimator.family != "linear" for c in two.candidates)
+    excluded = dict(select_models(_profile(30_000), "y").excluded)
+    assert all(c.estimator.name not in excluded for c in select_models(_profile(30_000), "y").candidates)
