@@ -126,7 +126,7 @@ async def build(settings: Settings) -> Container:
                      batch_predictions=BatchPredictionService(pool, EventBus(redis_client), queue, datasets, deploy,
                                                               queue_name=settings.queue_name,
                                                               max_attempts=settings.max_job_attempts),
-                     studies=build_studies(settings, pool, redis_client, training, datasets, queue, warm=True),
+                     studies=build_studies(settings, pool, redis_client, training, datasets, queue),
                      pipelines=build_pipelines(settings, pool, redis_client, datasets, queue))
 
 
@@ -142,17 +142,14 @@ def build_pipelines(settings: Settings, pool: asyncpg.Pool, redis_client: aiored
 
 
 def build_studies(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, training: TrainingService,
-                  datasets: DatasetService, queue: ArqRedis, *, warm: bool = False) -> StudyService:
+                  datasets: DatasetService, queue: ArqRedis) -> StudyService:
     """HPOService's use cases; also built by workers, whose study coordinators start trials through it."""
     from microlearn.v1 import hpo_pb2
     from microlearn_grpc.services import study_events
 
     bus = EventBus(redis_client, prefix=study_events.EVENT_PREFIX, event_type=hpo_pb2.StudyEvent)
-    studies = StudyService(pool, bus, training, datasets, queue, database_url=settings.database_url or "",
-                           queue_name=settings.queue_name, max_attempts=settings.max_job_attempts)
-    if warm:
-        studies.warm()
-    return studies
+    return StudyService(pool, bus, training, datasets, queue, queue_name=settings.queue_name,
+                        max_attempts=settings.max_job_attempts)
 
 
 def build_deploy(settings: Settings, pool: asyncpg.Pool, artifacts: ArtifactStore, work_dir: Path,

@@ -174,10 +174,12 @@ class _Coordinator:
 
             from microlearn_grpc.storage.optuna_store import optuna_storage
 
-            study = optuna.load_study(
+            # Created here by the first coordinator, loaded by a resumed one (StartStudy only names it).
+            study = optuna.create_study(
                 study_name=self.study.optuna_study_name, storage=optuna_storage(self.r._settings.database_url),
                 sampler=hpo.make_sampler(self.spec["sampler"], self.spec["seed"], len(self.spec["candidates"])),
-                pruner=hpo.make_pruner(self.spec["pruner"], self.spec["max_iterations"]))
+                pruner=hpo.make_pruner(self.spec["pruner"], self.spec["max_iterations"]),
+                direction=self.spec["direction"], load_if_exists=True)
             if not study.trials:
                 # Warm start (as FLAML does): every candidate's defaults first, best-ranked first.
                 for name in self.spec["candidates"]:

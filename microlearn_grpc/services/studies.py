@@ -8,10 +8,8 @@ itself runs in `workers/study.py`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
-import logging
 import random
 from typing import Any
 
@@ -25,7 +23,6 @@ from microlearn_grpc.storage.events import EventBus
 from microlearn_grpc.storage.jobs_repo import JobRepository
 from microlearn_grpc.storage.studies_repo import StudyRecord, StudyRepository, TrialRecord, new_study_id
 
-log = logging.getLogger(__name__)
 
 MAX_BUDGET_SECONDS = 7 * 24 * 3600
 MAX_TRIALS = 100_000
@@ -51,14 +48,13 @@ def study_id_of(name: str, field: str = "name") -> str:
 
 class StudyService:
     def __init__(self, pool: asyncpg.Pool, bus: EventBus, training: TrainingService, datasets: DatasetService,
-                 queue: Any, *, database_url: str, queue_name: str, default_budget_seconds: int = 300,
+                 queue: Any, *, queue_name: str, default_budget_seconds: int = 300,
                  max_attempts: int = 3) -> None:
         self._pool = pool
         self._bus = bus
         self._training = training
         self._datasets = datasets
         self._queue = queue
-        self._database_url = database_url
         self._queue_name = queue_name
         self._default_budget = default_budget_seconds
         self._max_attempts = max_attempts
@@ -76,8 +72,9 @@ class StudyService:
                 return existing, False
         resolved = await self.resolve_spec(spec)
         study_id = new_study_id()
+        # The coordinator creates the Optuna study (workers hold Optuna's storage anyway): the
+        # server never imports Optuna and SQLAlchemy, ~45 MB of its resident memory.
         optuna_name = f"microlearn-{study_id}"
-        await asyncio.to_thread(self._create_optuna_study, optuna_name, resolved)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 job, _ = await self._jobs.create(
@@ -92,54 +89,16 @@ class StudyService:
                     dataset_id=job.dataset_id, labels=resolved["labels"], request_id=request_id or None,
                     coordinator_job_id=job.id, optuna_study_name=optuna_name)
         except asyncpg.UniqueViolationError:
-            await asyncio.to_thread(self._delete_optuna_study, optuna_name)
             existing = await self.repo.by_request_id(request_id)
             if existing is None:
                 raise
             return existing, False
-        except BaseException:
-            await asyncio.to_thread(self._delete_optuna_study, optuna_name)
-            raise
         await self._bus.publish(study_events.stream(study.id), study_events.state_event(
             study.id, "PENDING", f"queued: {', '.join(resolved['candidates'])} on {resolved['dataset_display']}"))
         from workers.queue import enqueue_or_defer
 
         await enqueue_or_defer(self._queue, job.id, self._queue_name, f"the coordinator of {study.resource_name}")
         return study, True
-
-    def warm(self) -> None:
-        """Open the Optuna storage in the background (seconds on first use) so the first study does not wait."""
-        import threading
-
-        def open_storage() -> None:
-            from microlearn_grpc.storage.optuna_store import optuna_storage
-
-            try:
-                optuna_storage(self._database_url)
-            except Exception:  # noqa: BLE001 - StartStudy reports the problem when it happens again
-                log.warning("could not open the Optuna storage yet", exc_info=True)
-        threading.Thread(target=open_storage, name="optuna-warmup", daemon=True).start()
-
-    def _create_optuna_study(self, name: str, resolved: dict[str, Any]) -> None:
-        import optuna
-
-        from microlearn_grpc.storage.optuna_store import optuna_storage
-
-        try:
-            optuna.create_study(storage=optuna_storage(self._database_url), study_name=name,
-                                direction=resolved["direction"])
-        except Exception as exc:  # noqa: BLE001 - the shared storage is down or misconfigured
-            raise errors.Unavailable(f"cannot create the Optuna study in PostgreSQL: {exc}") from None
-
-    def _delete_optuna_study(self, name: str) -> None:
-        import optuna
-
-        from microlearn_grpc.storage.optuna_store import optuna_storage
-
-        try:
-            optuna.delete_study(study_name=name, storage=optuna_storage(self._database_url))
-        except Exception:  # noqa: BLE001 - best effort: an orphan Optuna study holds no trials
-            log.warning("could not delete Optuna study %s", name, exc_info=True)
 
     async def resolve_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The spec with dataset, task, candidates, metric and defaults resolved; InvalidArgument names the field."""

@@ -8,6 +8,7 @@ blocking, so async callers run them in a thread.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 _lock = threading.Lock()
@@ -29,9 +30,18 @@ def optuna_storage(database_url: str) -> Any:
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            storage = optuna.storages.RDBStorage(
-                sqlalchemy_url(database_url),
-                engine_kwargs={"connect_args": {"options": "-c search_path=optuna"}, "pool_pre_ping": True,
-                               "pool_size": 2, "max_overflow": 4})
+            for attempt in range(3):
+                try:
+                    storage = optuna.storages.RDBStorage(
+                        sqlalchemy_url(database_url),
+                        engine_kwargs={"connect_args": {"options": "-c search_path=optuna"}, "pool_pre_ping": True,
+                                       "pool_size": 2, "max_overflow": 4})
+                    break
+                except Exception:
+                    # Workers starting together all create Optuna's tables in a new database; the
+                    # losers of that race fail once, and find the tables on the next try.
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
             _storages[database_url] = storage
         return storage
